@@ -1,0 +1,71 @@
+# Two commands set everything up on a fresh clone: `make book` and `make test`.
+# Everything runs inside .venv, created on first use from pyproject.toml + constraints.txt.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SUBMISSIONS ?= submissions
+GRADES ?= grades.csv
+
+.PHONY: help install book student-book test lint unit nbval exercises check-exercises \
+        sync-setup grade lab bench timings clean constraints
+
+help:
+	@echo "make book            build the HTML book into _build/html"
+	@echo "make test            lint, unit tests, grader tests and strict nbval"
+	@echo "make lab             open the notebooks in JupyterLab"
+	@echo "make exercises       regenerate exercises/ from solutions/"
+	@echo "make grade SUBMISSIONS=folder   grade every notebook in folder -> $(GRADES)"
+	@echo "make student-book    build the book without the solutions part"
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[book,test,grading]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . --warningiserror --keep-going
+	@echo
+	@echo "The book is built. Open: $(CURDIR)/_build/html/index.html"
+
+student-book: $(STAMP)
+	$(BIN)/jupyter-book build . --toc _toc_student.yml --path-output _build/student \
+	    --warningiserror --keep-going
+	@echo "Student edition (no solutions): $(CURDIR)/_build/student/_build/html/index.html"
+
+lint: $(STAMP)
+	$(BIN)/ruff check lib tests tools
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests -q
+
+nbval: $(STAMP)
+	$(BIN)/python -m pytest --nbval chapters solutions --nbval-current-env \
+	    --nbval-sanitize-with tests/nbval_sanitize.cfg --ignore=_build -q -p no:randomly
+
+test: lint unit nbval
+
+exercises: $(STAMP)
+	$(BIN)/python -m lib.grading.build
+
+check-exercises: $(STAMP)
+	$(BIN)/python -m lib.grading.build --check
+
+sync-setup: $(STAMP)
+	$(BIN)/python tools/sync_setup_cells.py
+
+grade: $(STAMP)
+	$(BIN)/python -m lib.grading $(SUBMISSIONS) --out $(GRADES)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab chapters
+
+constraints: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable > constraints.txt
+
+clean:
+	rm -rf _build

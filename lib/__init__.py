@@ -1,0 +1,14 @@
+"""The code of the book *Gradients Through Discrete Choices*.
+
+Modules, one concept each:
+
+- :mod:`lib.gumbel`: the Gumbel distribution, the Gumbel-max trick, Gumbel-top-k.
+- :mod:`lib.relaxed`: Gumbel-softmax (Concrete), the relaxed Bernoulli, tempered sampling.
+- :mod:`lib.estimators`: straight-through, REINFORCE, baselines, exact gradients by enumeration.
+- :mod:`lib.schedules`: temperature annealing.
+- :mod:`lib.plotting`: the book's figure style and plot helpers.
+- :mod:`lib.utils`: seeding and device choice.
+- :mod:`lib.grading`: the exercise checker and the batch grader.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,35 @@
+"""``python -m lib.grading SUBMISSIONS [--out grades.csv]``: grade a folder of notebooks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from lib.grading.runner import grade_folder
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lib.grading", description=__doc__)
+    ap.add_argument("submissions", help="folder holding the submitted .ipynb files")
+    ap.add_argument("--out", default="grades.csv", help="gradebook to write (CSV)")
+    ap.add_argument("--feedback", default=None,
+                    help="folder for one feedback file per submission (default: feedback/ next "
+                         "to the CSV)")
+    ap.add_argument("--timeout", type=float, default=180,
+                    help="seconds allowed for one run of a notebook")
+    ap.add_argument("--cell-timeout", type=int, default=60, help="seconds allowed for one cell")
+    args = ap.parse_args(argv)
+    start = time.monotonic()
+    try:
+        subs = grade_folder(args.submissions, args.out, args.feedback, timeout=args.timeout,
+                            cell_timeout=args.cell_timeout)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"Graded {len(subs)} submission(s) in {time.monotonic() - start:.1f}s -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""The set-up cell that opens every notebook, written from the repository URL in _config.yml.
+
+Run ``python -m tools.setup_cell`` (or ``make sync-setup``) after changing the repository in
+``_config.yml``; ``tests/test_book_structure.py`` fails while any notebook holds an old copy.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIRS = ("chapters", "exercises", "solutions")
+TAG = "book-setup"
+#: Environment variable that points the set-up cell at a local path or wheel (tests, offline use).
+SOURCE_ENV = "BOOK_LIB_SOURCE"
+
+TEMPLATE = '''\
+# Set-up: makes the book's package `lib` importable. It does nothing where `lib` is installed
+# (for example after `make lab`); in Colab it installs the package from the repository once.
+try:
+    import lib.gumbel  # noqa: F401
+except ImportError:
+    import importlib, os, subprocess, sys
+    source = os.environ.get("{env}", "git+{url}@{branch}")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", source], check=True)
+    importlib.invalidate_caches()
+    import lib.gumbel  # noqa: F401'''
+
+
+def repository() -> tuple[str, str]:
+    """(url, branch) of the repository as set in _config.yml (parsed without a YAML library)."""
+    text = (ROOT / "_config.yml").read_text()
+    block = re.search(r"^repository:\n((?:[ \t]+.*\n?)+)", text, re.M)
+    if not block:
+        raise SystemExit("_config.yml has no repository: block")
+    url = re.search(r"^\s+url:\s*(\S+)", block.group(1), re.M)
+    branch = re.search(r"^\s+branch:\s*(\S+)", block.group(1), re.M)
+    if not url:
+        raise SystemExit("_config.yml: repository.url is missing")
+    return url.group(1).rstrip("/"), branch.group(1) if branch else "main"
+
+
+def source() -> str:
+    url, branch = repository()
+    return TEMPLATE.format(env=SOURCE_ENV, url=url, branch=branch)
+
+
+def setup_cell() -> dict:
+    return {
+        "cell_type": "code",
+        "id": "book-setup",
+        "execution_count": None,
+        "metadata": {"tags": [TAG, "remove-cell"]},
+        "outputs": [],
+        "source": source().splitlines(keepends=True),
+    }
+
+
+def notebooks() -> list[Path]:
+    found = []
+    for d in NOTEBOOK_DIRS:
+        found += sorted(p for p in (ROOT / d).glob("*.ipynb"))
+    return found
+
+
+def sync(path: Path) -> bool:
+    """Make cell 0 of ``path`` the current set-up cell; return True when the file changed."""
+    nb = json.loads(path.read_text())
+    cells = nb["cells"]
+    want = setup_cell()
+    if cells and TAG in cells[0].get("metadata", {}).get("tags", []):
+        old = cells[0]
+        if "".join(old["source"]) == source():
+            return False
+        want["execution_count"] = old.get("execution_count")
+        cells[0] = want
+    else:
+        cells.insert(0, want)
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    return True
+
+
+def main() -> int:
+    changed = [p for p in notebooks() if sync(p)]
+    for p in changed:
+        print(f"updated set-up cell: {p.relative_to(ROOT)}")
+    if changed and any(p.parent.name != "exercises" for p in changed):
+        print("Re-execute the changed chapters/solutions so their stored outputs stay current.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
