@@ -1,0 +1,274 @@
+"""The Gumbel distribution and the Gumbel-max trick.
+
+If ``G_1, ..., G_K`` are independent standard Gumbel variables and ``logits`` are any real
+scores, then ``argmax_k (logits_k + G_k)`` is distributed as ``Categorical(softmax(logits))``
+(the Gumbel-max trick), and the indices of the ``k`` largest perturbed scores are ``k`` draws
+without replacement (the Gumbel-top-k trick). Sampling becomes maximisation.
+
+References:
+    E. J. Gumbel (1954), *Statistical Theory of Extreme Values and Some Practical Applications*.
+    C. J. Maddison, D. Tarlow, T. Minka (2014), *A* Sampling*, NeurIPS.
+    W. Kool, H. van Hoof, M. Welling (2019), *Stochastic Beams and Where to Find Them: The
+    Gumbel-Top-k Trick for Sampling Sequences Without Replacement*, ICML.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from lib._validation import (
+    check_int,
+    check_logits,
+    check_real,
+    check_tensor,
+    type_name,
+)
+
+__all__ = [
+    "gumbel_cdf",
+    "gumbel_log_prob",
+    "gumbel_max_sample",
+    "gumbel_topk_sample",
+    "sample_gumbel",
+]
+
+if TYPE_CHECKING:  # annotations only (postponed by the __future__ import): Python 3.9 is fine
+    ShapeLike = int | Sequence[int] | torch.Size
+
+
+def _as_shape(shape: ShapeLike) -> tuple[int, ...]:
+    """Turn an int, tuple or ``torch.Size`` into a tuple of non-negative ints."""
+    if isinstance(shape, bool):
+        raise TypeError(f"shape must be an int, tuple of ints or torch.Size, got bool {shape!r}")
+    if isinstance(shape, int):
+        shape = (shape,)
+    if not isinstance(shape, Sequence):
+        raise TypeError(
+            f"shape must be an int, tuple of ints or torch.Size, got {type_name(shape)}"
+        )
+    return tuple(check_int(s, "shape entries", min_value=0) for s in shape)
+
+
+def _check_float_dtype(dtype: torch.dtype) -> torch.dtype:
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(
+            f"dtype must be a floating-point torch.dtype such as torch.float32 or "
+            f"torch.float64, got {dtype!r}"
+        )
+    return dtype
+
+
+def _uniform_open(
+    shape: tuple[int, ...],
+    generator: torch.Generator | None,
+    dtype: torch.dtype,
+    device: torch.device | str | None,
+) -> Tensor:
+    """Uniform draws clamped into ``[tiny, 1 - eps/2]``: strictly inside (0, 1) in ``dtype``.
+
+    ``tiny`` is the smallest positive normal number and ``1 - eps/2`` the largest number below
+    1, so ``log(u)`` and ``log(1 - u)`` are always finite.
+    """
+    finfo = torch.finfo(dtype)
+    u = torch.rand(shape, generator=generator, dtype=dtype, device=device)
+    return u.clamp_(min=finfo.tiny, max=1.0 - finfo.eps / 2)
+
+
+def sample_gumbel(
+    shape: ShapeLike,
+    *,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    r"""Draw standard Gumbel(0, 1) noise by inverse-CDF sampling.
+
+    The standard Gumbel CDF is :math:`F(g) = \exp(-\exp(-g))`, so with
+    :math:`U \sim \mathrm{Uniform}(0, 1)`
+
+    .. math:: G = F^{-1}(U) = -\log(-\log U).
+
+    ``U`` is clamped into ``[finfo(dtype).tiny, 1 - finfo(dtype).eps / 2]``, strictly inside
+    (0, 1), so ``G`` is always finite (an exact 0 or 1 from the uniform generator would give
+    ``-inf`` or ``+inf``). Mean: Euler's constant 0.5772...; variance: :math:`\pi^2/6`.
+
+    Args:
+        shape: output shape: an int, a tuple of ints or a ``torch.Size``.
+        generator: optional ``torch.Generator`` for reproducible draws.
+        dtype: floating-point dtype of the output (float32 and float64 are tested).
+        device: device of the output.
+
+    Returns:
+        Tensor of shape ``shape`` and dtype ``dtype`` with i.i.d. standard Gumbel entries.
+
+    Example:
+        >>> g = sample_gumbel((10000,), generator=torch.Generator().manual_seed(0))
+        >>> abs(g.mean().item() - 0.5772) < 0.05
+        True
+
+    Reference:
+        E. J. Gumbel (1954), *Statistical Theory of Extreme Values*.
+    """
+    shape = _as_shape(shape)
+    dtype = _check_float_dtype(dtype)
+    u = _uniform_open(shape, generator, dtype, device)
+    return u.log_().neg_().log_().neg_()
+
+
+def gumbel_max_sample(
+    logits: Tensor,
+    *,
+    dim: int = -1,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    r"""Sample categorical indices with the Gumbel-max trick.
+
+    .. math:: z = \arg\max_k (\ell_k + G_k), \quad G_k \sim \mathrm{Gumbel}(0, 1)
+              \ \Rightarrow\ P(z = k) = \mathrm{softmax}(\ell)_k.
+
+    ``logits`` may be unnormalised (softmax is shift-invariant, so log-probabilities give the
+    same distribution). Entries equal to ``-inf`` have probability 0 and are never chosen.
+
+    Args:
+        logits: floating tensor of shape ``[..., K]`` (categories along ``dim``).
+        dim: the category dimension.
+        generator: optional ``torch.Generator``. Noise has the logits' dtype and device.
+
+    Returns:
+        LongTensor of indices in ``[0, K)`` with the shape of ``logits`` minus ``dim``.
+
+    Example:
+        >>> logits = torch.log(torch.tensor([0.1, 0.2, 0.7]))
+        >>> gumbel_max_sample(logits.expand(5, 3), generator=torch.Generator().manual_seed(0))
+        tensor([1, 2, 1, 2, 2])
+
+    Reference:
+        Maddison, Tarlow, Minka (2014), *A* Sampling*, NeurIPS.
+    """
+    check_logits(logits, dim=dim)
+    noise = sample_gumbel(
+        logits.shape, generator=generator, dtype=logits.dtype, device=logits.device
+    )
+    return (logits.detach() + noise).argmax(dim=dim)
+
+
+def gumbel_topk_sample(
+    logits: Tensor,
+    k: int,
+    *,
+    dim: int = -1,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    r"""Sample ``k`` categories without replacement with the Gumbel-top-k trick.
+
+    The indices of the ``k`` largest perturbed logits :math:`\ell_j + G_j`, in decreasing order
+    of perturbed value, are distributed as ``k`` successive draws without replacement, each
+    from the softmax of the logits of the categories not drawn yet:
+
+    .. math:: P(i_1, \dots, i_k) = \prod_{j=1}^{k}
+              \frac{e^{\ell_{i_j}}}{\sum_{m \notin \{i_1,\dots,i_{j-1}\}} e^{\ell_m}}.
+
+    Args:
+        logits: floating tensor of shape ``[..., K]`` (categories along ``dim``).
+        k: number of distinct categories to draw, ``1 <= k <= K``; every slice needs at
+            least ``k`` finite logits (``-inf`` entries can never be drawn).
+        dim: the category dimension.
+        generator: optional ``torch.Generator``.
+
+    Returns:
+        LongTensor of shape ``[..., k]``: the ``logits`` shape with ``dim`` resized to ``k``
+        (as in ``torch.topk``); first index = the first draw, and so on.
+
+    Example:
+        >>> logits = torch.zeros(6)
+        >>> gumbel_topk_sample(logits, 3, generator=torch.Generator().manual_seed(0)).shape
+        torch.Size([3])
+
+    Reference:
+        Kool, van Hoof, Welling (2019), *Stochastic Beams and Where to Find Them*, ICML.
+    """
+    check_logits(logits, dim=dim)
+    n_categories = logits.shape[dim]
+    k = check_int(k, "k", min_value=1, max_value=n_categories)
+    n_finite = torch.isfinite(logits).sum(dim=dim)
+    if bool((n_finite < k).any()):
+        raise ValueError(
+            f"k={k} exceeds the number of categories with finite logits "
+            f"(min {int(n_finite.min())} in some slice along dim={dim}); -inf categories "
+            f"cannot be drawn, so lower k or unmask more categories"
+        )
+    noise = sample_gumbel(
+        logits.shape, generator=generator, dtype=logits.dtype, device=logits.device
+    )
+    return torch.topk(logits.detach() + noise, k, dim=dim, largest=True, sorted=True).indices
+
+
+def _gumbel_z(x: Tensor, loc: float | Tensor, scale: float | Tensor) -> Tensor:
+    check_tensor(x, "x")
+    if isinstance(loc, Tensor):
+        check_tensor(loc, "loc")
+    else:
+        loc = check_real(loc, "loc")
+    if isinstance(scale, Tensor):
+        check_tensor(scale, "scale")
+        if not bool((scale > 0).all()) or not bool(torch.isfinite(scale).all()):
+            raise ValueError(f"scale must be finite and > 0 everywhere (got {scale.detach()})")
+    else:
+        scale = check_real(scale, "scale", gt=0.0)
+    return (x - loc) / scale
+
+
+def gumbel_cdf(x: Tensor, loc: float | Tensor = 0.0, scale: float | Tensor = 1.0) -> Tensor:
+    r"""Cumulative distribution function of :math:`\mathrm{Gumbel}(\mu, \beta)`.
+
+    .. math:: F(x) = \exp\!\big(-\exp(-(x - \mu)/\beta)\big).
+
+    Args:
+        x: floating tensor of any shape ``[...]``.
+        loc: location :math:`\mu` (float or tensor broadcastable with ``x``).
+        scale: scale :math:`\beta > 0` (float or tensor broadcastable with ``x``).
+
+    Returns:
+        Tensor of broadcast shape with values in ``[0, 1]``.
+
+    Example:
+        >>> gumbel_cdf(torch.tensor([0.0]))  # exp(-1)
+        tensor([0.3679])
+
+    Reference:
+        Gumbel (1954).
+    """
+    z = _gumbel_z(x, loc, scale)
+    return torch.exp(-torch.exp(-z))
+
+
+def gumbel_log_prob(
+    x: Tensor, loc: float | Tensor = 0.0, scale: float | Tensor = 1.0
+) -> Tensor:
+    r"""Log density of :math:`\mathrm{Gumbel}(\mu, \beta)`.
+
+    .. math:: \log p(x) = -z - e^{-z} - \log\beta, \qquad z = (x - \mu)/\beta.
+
+    Args:
+        x: floating tensor of any shape ``[...]``.
+        loc: location :math:`\mu` (float or tensor broadcastable with ``x``).
+        scale: scale :math:`\beta > 0` (float or tensor broadcastable with ``x``).
+
+    Returns:
+        Tensor of broadcast shape (``-inf`` far in the left tail, where the density underflows).
+
+    Example:
+        >>> gumbel_log_prob(torch.tensor([0.0]))  # log density at the mode: -1
+        tensor([-1.])
+
+    Reference:
+        Gumbel (1954).
+    """
+    z = _gumbel_z(x, loc, scale)
+    log_scale = torch.log(scale) if isinstance(scale, Tensor) else math.log(scale)
+    return -z - torch.exp(-z) - log_scale

@@ -1,0 +1,302 @@
+"""Continuous relaxations of discrete samples: Gumbel-softmax / Concrete and Binary Concrete.
+
+A relaxed sample replaces the argmax of the Gumbel-max trick with a tempered softmax,
+
+.. math:: y = \\mathrm{softmax}\\big((\\ell + G)/\\tau\\big),
+
+a differentiable function of the logits. Low temperatures give nearly one-hot samples (low
+bias, high gradient variance); high temperatures give nearly uniform vectors. With
+``hard=True`` the forward value is the exact one-hot sample and the gradient is the relaxed
+one (straight-through Gumbel-softmax).
+
+References:
+    E. Jang, S. Gu, B. Poole (2017), *Categorical Reparameterization with Gumbel-Softmax*, ICLR.
+    C. J. Maddison, A. Mnih, Y. W. Teh (2017), *The Concrete Distribution: A Continuous
+    Relaxation of Discrete Random Variables*, ICLR.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from lib._validation import (
+    broadcast_shapes,
+    check_bool,
+    check_dim,
+    check_logits,
+    check_tau,
+    check_tensor,
+)
+from lib.estimators import straight_through
+from lib.gumbel import _uniform_open, sample_gumbel
+
+__all__ = [
+    "concrete_log_prob",
+    "gumbel_softmax",
+    "relaxed_bernoulli",
+    "tempered_sample",
+]
+
+
+def gumbel_softmax(
+    logits: Tensor,
+    tau: float | Tensor = 1.0,
+    *,
+    hard: bool = False,
+    dim: int = -1,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    r"""Draw a Gumbel-softmax (Concrete) sample, optionally straight-through (``hard=True``).
+
+    .. math:: y_k = \frac{\exp((\ell_k + G_k)/\tau)}{\sum_j \exp((\ell_j + G_j)/\tau)},
+              \qquad G_k \sim \mathrm{Gumbel}(0, 1)\ \text{i.i.d.}
+
+    The noise is drawn by inverse CDF (:func:`lib.gumbel.sample_gumbel`), which is faster on
+    CPU than the exponential sampler of ``torch.nn.functional.gumbel_softmax``.
+
+    With ``hard=True`` the forward value is the one-hot vector of
+    :math:`\arg\max_k(\ell_k + G_k)`, an exact sample of ``Categorical(softmax(logits))`` for
+    every ``tau``, equal bit for bit to a one-hot vector; the gradient is the gradient of the
+    soft sample computed from the same noise (see :func:`lib.estimators.straight_through`).
+    With the same ``generator`` state, ``hard=False`` and ``hard=True`` use the same noise.
+
+    Args:
+        logits: floating tensor ``[..., K]`` of unnormalised log-probabilities (``-inf`` masks
+            a category).
+        tau: temperature > 0: a float, or a tensor broadcastable to ``logits`` with size 1
+            along ``dim``.
+        hard: return the straight-through one-hot sample instead of the relaxed one.
+        dim: the category dimension.
+        generator: optional ``torch.Generator``.
+
+    Returns:
+        Tensor of the shape and dtype of ``logits``: points of the simplex along ``dim``
+        (one-hot vectors if ``hard``).
+
+    Example:
+        >>> logits = torch.zeros(2, 3, requires_grad=True)
+        >>> y = gumbel_softmax(logits, tau=0.5, hard=True)
+        >>> y.sum(-1)
+        tensor([1., 1.], grad_fn=<SumBackward1>)
+
+    Reference:
+        Jang, Gu, Poole (2017), ICLR; Maddison, Mnih, Teh (2017), ICLR.
+    """
+    check_logits(logits, dim=dim)
+    tau = check_tau(tau, like=logits, dim=dim)
+    check_bool(hard, "hard")
+    noise = sample_gumbel(
+        logits.shape, generator=generator, dtype=logits.dtype, device=logits.device
+    )
+    perturbed = logits + noise
+    if isinstance(tau, Tensor) and tau.requires_grad:
+        # a learned temperature: keep masked (-inf) entries out of d/dtau, where -inf * 0 = NaN
+        finite = torch.isfinite(perturbed)
+        safe = torch.where(finite, perturbed, torch.zeros((), dtype=perturbed.dtype))
+        scores = torch.where(finite, safe / tau, perturbed)
+    else:
+        scores = perturbed / tau
+    soft = torch.softmax(scores, dim=dim)
+    if not hard:
+        return soft
+    index = perturbed.detach().argmax(dim=dim, keepdim=True)
+    one_hot = torch.zeros_like(soft, memory_format=torch.legacy_contiguous_format)
+    one_hot.scatter_(dim, index, 1.0)
+    return straight_through(one_hot, soft)
+
+
+def relaxed_bernoulli(
+    logits: Tensor,
+    tau: float | Tensor = 1.0,
+    *,
+    hard: bool = False,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    r"""Draw a Binary Concrete (relaxed Bernoulli) sample, optionally straight-through.
+
+    .. math:: y = \sigma\big((\ell + L)/\tau\big), \qquad L = \log U - \log(1 - U)
+              \sim \mathrm{Logistic}(0, 1),\ U \sim \mathrm{Uniform}(0, 1).
+
+    ``U`` is kept strictly inside (0, 1), and the logits are never turned into clamped
+    probabilities, so unlike ``torch.distributions.RelaxedBernoulli`` (which saturates for
+    float32 logits beyond about +-15.9) values and gradients stay finite and informative for
+    any finite logits.
+
+    With ``hard=True`` the forward value is exactly ``(logits + L > 0)`` as 0./1., an exact
+    ``Bernoulli(sigmoid(logits))`` sample, and the gradient is that of the soft sample.
+
+    Args:
+        logits: finite floating tensor of any shape ``[...]``, one logit per variable.
+        tau: temperature > 0: a float or a tensor broadcastable to ``logits``.
+        hard: return the straight-through 0/1 sample instead of the relaxed one.
+        generator: optional ``torch.Generator``.
+
+    Returns:
+        Tensor of the shape and dtype of ``logits`` with values in [0, 1] ({0, 1} if ``hard``).
+
+    Example:
+        >>> logits = torch.tensor([-2.0, 0.0, 2.0], requires_grad=True)
+        >>> z = relaxed_bernoulli(logits, 2 / 3, hard=True)
+        >>> set(z.tolist()) <= {0.0, 1.0}, z.requires_grad
+        (True, True)
+
+    Reference:
+        Maddison, Mnih, Teh (2017), ICLR, section 3.3 (Binary Concrete).
+    """
+    check_logits(logits, dim=None)
+    tau = check_tau(tau, like=logits)
+    check_bool(hard, "hard")
+    u = _uniform_open(tuple(logits.shape), generator, logits.dtype, logits.device)
+    noise = torch.log(u) - torch.log1p(-u)
+    perturbed = logits + noise
+    soft = torch.sigmoid(perturbed / tau)
+    if not hard:
+        return soft
+    return straight_through((perturbed.detach() > 0).to(soft.dtype), soft)
+
+
+def concrete_log_prob(
+    y: Tensor,
+    logits: Tensor,
+    tau: float | Tensor,
+    *,
+    dim: int = -1,
+) -> Tensor:
+    r"""Log density of the Concrete (Gumbel-softmax) distribution at a point of the simplex.
+
+    For :math:`n` categories (Maddison, Mnih, Teh 2017, eq. 10, in log space):
+
+    .. math::
+        \log p(y) = \log\Gamma(n) + (n-1)\log\tau
+            + \sum_{k=1}^{n}\big[\ell_k - (\tau+1)\log y_k\big]
+            - n \log\sum_{k=1}^{n}\exp(\ell_k - \tau\log y_k).
+
+    This is the density with respect to Lebesgue measure on the first :math:`n-1`
+    coordinates (the last one being :math:`1 - \sum_{k<n} y_k`), the convention of
+    ``torch.distributions.RelaxedOneHotCategorical.log_prob``, which it matches. It is
+    invariant to adding a constant to the logits. Densities can exceed 1, so positive values
+    are normal.
+
+    Args:
+        y: floating tensor ``[..., n]``, strictly positive and summing to 1 along ``dim``.
+        logits: floating tensor ``[..., n]``; leading dimensions broadcast with ``y``'s.
+        tau: temperature > 0: a float, or a tensor broadcastable to the broadcast shape of
+            ``y`` and ``logits`` with size 1 along ``dim``.
+        dim: the category dimension.
+
+    Returns:
+        Tensor of the broadcast leading shape ``[...]`` (``dim`` removed).
+
+    Example:
+        >>> logits = torch.tensor([0.0, 1.0], dtype=torch.float64)
+        >>> y = torch.tensor([0.3, 0.7], dtype=torch.float64)
+        >>> d = torch.distributions.RelaxedOneHotCategorical(torch.tensor(0.5), logits=logits)
+        >>> torch.allclose(concrete_log_prob(y, logits, 0.5), d.log_prob(y))
+        True
+
+    Reference:
+        Maddison, Mnih, Teh (2017), *The Concrete Distribution*, ICLR.
+    """
+    check_tensor(y, "y")
+    check_logits(logits, dim=dim)
+    check_dim(y, dim, tensor_name="y")
+    if dim >= 0 and y.dim() != logits.dim():
+        raise ValueError(
+            f"with y of {y.dim()} and logits of {logits.dim()} dimensions, dim={dim} is "
+            f"ambiguous; use a negative dim such as -1"
+        )
+    n = y.shape[dim]
+    if logits.shape[dim] != n:
+        raise ValueError(
+            f"y and logits must have the same number of categories along dim={dim}, got "
+            f"y.shape={tuple(y.shape)} and logits.shape={tuple(logits.shape)}"
+        )
+    shape = broadcast_shapes(y.shape, logits.shape)
+    if shape is None:
+        raise ValueError(
+            f"the leading dimensions of y {tuple(y.shape)} and logits {tuple(logits.shape)} "
+            f"must broadcast"
+        )
+    dtype = torch.promote_types(y.dtype, logits.dtype)
+    tau = check_tau(tau, like=torch.empty(shape, dtype=dtype, device="meta"), dim=dim)
+    if y.numel() > 0:
+        _check_simplex_point(y, dim)
+    y = y.to(dtype)
+    logits = logits.to(dtype)
+    log_y = torch.log(y)
+    log_tau = torch.log(tau) if isinstance(tau, Tensor) else math.log(tau)
+    out = (
+        math.lgamma(n)
+        + (n - 1) * log_tau
+        + (logits - (tau + 1) * log_y).sum(dim=dim, keepdim=True)
+        - n * torch.logsumexp(logits - tau * log_y, dim=dim, keepdim=True)
+    )
+    return out.squeeze(dim)
+
+
+def _check_simplex_point(y: Tensor, dim: int) -> None:
+    """ValueError unless ``y`` is strictly positive and sums to 1 along ``dim``."""
+    with torch.no_grad():
+        if bool(torch.isnan(y).any()):
+            raise ValueError("y must not contain NaN")
+        if not bool((y > 0).all()):
+            raise ValueError(
+                f"y must be strictly positive (a point of the open simplex), got min "
+                f"{float(y.min())}; Concrete samples at very low tau can underflow to exact "
+                f"0 in float32: use float64 logits or a higher tau"
+            )
+        # rounding of a sum of n terms: a few n * eps; never tighter than 1e-6 (as the
+        # simplex constraint of torch.distributions), so float32 data cast to float64 passes
+        tol = max(1e-6, 8 * y.shape[dim] * torch.finfo(y.dtype).eps)
+        error = float((y.sum(dim=dim) - 1).abs().max())
+        if not error <= tol:
+            raise ValueError(
+                f"y must sum to 1 along dim={dim} (a point of the simplex), but a sum is off "
+                f"by {error:.3g} (tolerance {tol:.3g}); normalise with "
+                f"y / y.sum(dim, keepdim=True)"
+            )
+
+
+def tempered_sample(
+    logits: Tensor,
+    tau: float | Tensor,
+    *,
+    dim: int = -1,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    r"""Exact sample of ``Categorical(softmax(logits / tau))`` by the Gumbel-max trick.
+
+    .. math:: z = \arg\max_k (\ell_k/\tau + G_k) = \arg\max_k (\ell_k + \tau G_k).
+
+    Unlike the argmax of a Gumbel-softmax sample (distributed as ``softmax(logits)`` for every
+    ``tau``), this sample depends on ``tau``: peakier for ``tau < 1``, flatter for ``tau > 1``.
+    It is computed as ``argmax(logits + tau * G)``, which is the same argmax but cannot
+    overflow when ``logits / tau`` would.
+
+    Args:
+        logits: floating tensor ``[..., K]`` (``-inf`` masks a category).
+        tau: temperature > 0: a float, or a tensor broadcastable to ``logits`` with size 1
+            along ``dim``.
+        dim: the category dimension.
+        generator: optional ``torch.Generator``.
+
+    Returns:
+        LongTensor of indices with the shape of ``logits`` minus ``dim``.
+
+    Example:
+        >>> logits = torch.tensor([0.0, 1.0, 2.0])
+        >>> tempered_sample(logits, 1e-3, generator=torch.Generator().manual_seed(0))
+        tensor(2)
+
+    Reference:
+        Maddison, Tarlow, Minka (2014), *A* Sampling*, NeurIPS.
+    """
+    check_logits(logits, dim=dim)
+    tau = check_tau(tau, like=logits, dim=dim)
+    noise = sample_gumbel(
+        logits.shape, generator=generator, dtype=logits.dtype, device=logits.device
+    )
+    return (logits.detach() + tau * noise).argmax(dim=dim)

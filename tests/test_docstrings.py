@@ -1,0 +1,14 @@
+"""The Examples in the docstrings of lib's core modules run and print what they show."""
+
+import doctest
+import importlib
+
+import pytest
+
+CORE_MODULES = ["lib.gumbel", "lib.relaxed", "lib.estimators", "lib.schedules", "lib.utils"]
+
+
+@pytest.mark.parametrize("name", CORE_MODULES)
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0, result

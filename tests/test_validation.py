@@ -1,0 +1,250 @@
+"""Every error case at the public boundary: right exception type, message naming the argument."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lib._validation import (
+    broadcast_shapes,
+    check_bool,
+    check_dim,
+    check_int,
+    check_logits,
+    check_real,
+    check_same_shape,
+    check_tau,
+)
+from lib.estimators import (
+    exact_expectation_bernoulli,
+    exact_expectation_categorical,
+    straight_through,
+)
+from lib.gumbel import (
+    gumbel_cdf,
+    gumbel_log_prob,
+    gumbel_max_sample,
+    gumbel_topk_sample,
+    sample_gumbel,
+)
+from lib.relaxed import concrete_log_prob, gumbel_softmax, relaxed_bernoulli, tempered_sample
+
+INF = math.inf
+Y3 = torch.tensor([0.2, 0.3, 0.5])
+
+# functions of categorical logits along dim=-1
+CATEGORICAL = {
+    "gumbel_max_sample": gumbel_max_sample,
+    "gumbel_topk_sample": lambda logits: gumbel_topk_sample(logits, 1),
+    "gumbel_softmax": gumbel_softmax,
+    "tempered_sample": lambda logits: tempered_sample(logits, 1.0),
+    "concrete_log_prob": lambda logits: concrete_log_prob(Y3, logits, 1.0),
+    "exact_expectation_categorical": lambda logits: exact_expectation_categorical(
+        logits, lambda z: z.sum(-1)
+    ),
+}
+BERNOULLI = {
+    "relaxed_bernoulli": relaxed_bernoulli,
+    "exact_expectation_bernoulli": lambda logits: exact_expectation_bernoulli(
+        logits, lambda b: b.sum(-1)
+    ),
+}
+ALL_LOGITS = {**CATEGORICAL, **BERNOULLI}
+# functions taking a temperature
+WITH_TAU = {
+    "gumbel_softmax": lambda tau: gumbel_softmax(torch.zeros(2, 3), tau),
+    "relaxed_bernoulli": lambda tau: relaxed_bernoulli(torch.zeros(2, 3), tau),
+    "tempered_sample": lambda tau: tempered_sample(torch.zeros(2, 3), tau),
+    "concrete_log_prob": lambda tau: concrete_log_prob(Y3.expand(2, 3), torch.zeros(2, 3), tau),
+}
+
+
+@pytest.mark.parametrize("name", list(ALL_LOGITS))
+def test_numpy_logits_are_a_type_error_with_a_fix(name):
+    with pytest.raises(
+        TypeError,
+        match=r"logits must be a floating-point torch.Tensor, got numpy.ndarray; "
+        r"convert with torch.as_tensor\(",
+    ):
+        ALL_LOGITS[name](np.zeros(3))
+
+
+@pytest.mark.parametrize("name", list(ALL_LOGITS))
+@pytest.mark.parametrize(
+    "bad", [[0.0, 1.0, 2.0], torch.tensor([0, 1, 2]), torch.tensor([True] * 3)]
+)
+def test_non_float_logits_are_a_type_error(name, bad):
+    with pytest.raises(TypeError, match="logits must be a floating-point torch.Tensor"):
+        ALL_LOGITS[name](bad)
+
+
+@pytest.mark.parametrize("name", list(ALL_LOGITS))
+def test_nan_logits(name):
+    with pytest.raises(ValueError, match="logits must not contain NaN"):
+        ALL_LOGITS[name](torch.tensor([0.0, math.nan, 1.0]))
+
+
+@pytest.mark.parametrize("name", list(CATEGORICAL))
+def test_positive_infinite_and_fully_masked_logits(name):
+    with pytest.raises(ValueError, match=r"logits must not contain \+inf"):
+        CATEGORICAL[name](torch.tensor([0.0, INF, 1.0]))
+    with pytest.raises(ValueError, match="logits .* all -inf"):
+        CATEGORICAL[name](torch.tensor([-INF, -INF, -INF]))
+
+
+@pytest.mark.parametrize("name", list(BERNOULLI))
+def test_infinite_bernoulli_logits(name):
+    with pytest.raises(ValueError, match="logits must be finite"):
+        BERNOULLI[name](torch.tensor([0.0, -INF, 1.0]))
+
+
+@pytest.mark.parametrize("name", list(WITH_TAU))
+@pytest.mark.parametrize(
+    ("tau", "error", "match"),
+    [
+        (0.0, ValueError, r"tau must be > 0 \(got 0.0\); tau = 0 is the argmax limit"),
+        (-1.0, ValueError, "tau must be > 0"),
+        (math.nan, ValueError, "tau must be a finite"),
+        (INF, ValueError, "tau must be a finite"),
+        (True, TypeError, "tau must be a real number"),
+        ("1", TypeError, "tau must be a real number"),
+        (None, TypeError, "tau must be a real number"),
+        (torch.tensor(1), TypeError, "tau must be a real number or a floating-point"),
+        (torch.tensor([[1.0], [0.0]]), ValueError, "tau must be > 0 everywhere"),
+        (torch.tensor([[1.0], [math.nan]]), ValueError, "tau must be finite"),
+        (torch.ones(5, 1, 1), ValueError, "tau of shape"),
+    ],
+)
+def test_bad_tau(name, tau, error, match):
+    with pytest.raises(error, match=match):
+        WITH_TAU[name](tau)
+
+
+def test_tau_along_the_category_dim_is_refused():
+    with pytest.raises(ValueError, match="tau of shape .* size 1 along the category dim"):
+        gumbel_softmax(torch.zeros(2, 3), torch.ones(3))
+
+
+def test_integer_tau_is_accepted():
+    assert gumbel_softmax(torch.zeros(2, 3), 2).dtype == torch.float32
+    assert gumbel_softmax(torch.zeros(2, 3), np.float64(0.5)).dtype == torch.float32
+
+
+@pytest.mark.parametrize("function", [gumbel_softmax, relaxed_bernoulli])
+@pytest.mark.parametrize("hard", [1, 0, "yes", None, torch.tensor(True)])
+def test_hard_must_be_bool(function, hard):
+    with pytest.raises(TypeError, match="hard must be a bool"):
+        function(torch.zeros(3), hard=hard)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda dim: gumbel_max_sample(torch.zeros(2, 3), dim=dim),
+        lambda dim: gumbel_softmax(torch.zeros(2, 3), dim=dim),
+        lambda dim: tempered_sample(torch.zeros(2, 3), 1.0, dim=dim),
+        lambda dim: gumbel_topk_sample(torch.zeros(2, 3), 1, dim=dim),
+    ],
+)
+def test_bad_dim(call):
+    with pytest.raises(ValueError, match="dim=2 is out of range"):
+        call(2)
+    with pytest.raises(TypeError, match="dim must be an int"):
+        call(1.0)
+
+
+def test_zero_dimensional_and_empty_logits():
+    with pytest.raises(ValueError, match="logits must have at least 1 dimension"):
+        gumbel_max_sample(torch.tensor(0.0))
+    with pytest.raises(ValueError, match="logits must have at least one category"):
+        gumbel_softmax(torch.zeros(2, 0))
+
+
+def test_mismatched_shapes():
+    with pytest.raises(ValueError, match=r"forward and backward .* got \(3,\) and \(4,\)"):
+        straight_through(torch.zeros(3), torch.zeros(4))
+    with pytest.raises(ValueError, match="y and logits"):
+        concrete_log_prob(Y3, torch.zeros(4), 1.0)
+
+
+def test_topk_k():
+    with pytest.raises(ValueError, match="k must be <= 3"):
+        gumbel_topk_sample(torch.zeros(3), 4)
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        gumbel_topk_sample(torch.zeros(3), 0)
+    with pytest.raises(TypeError, match="k must be an int"):
+        gumbel_topk_sample(torch.zeros(3), 2.0)
+
+
+def test_sample_gumbel_arguments():
+    with pytest.raises(ValueError, match="shape"):
+        sample_gumbel((2, -1))
+    with pytest.raises(TypeError, match="shape"):
+        sample_gumbel(2.5)
+    with pytest.raises(TypeError, match="shape"):
+        sample_gumbel(True)
+    with pytest.raises(TypeError, match="dtype must be a floating-point"):
+        sample_gumbel(3, dtype=torch.int64)
+
+
+def test_gumbel_density_arguments():
+    with pytest.raises(TypeError, match="x must be a floating-point torch.Tensor"):
+        gumbel_cdf(np.zeros(3))
+    with pytest.raises(ValueError, match="scale must be > 0"):
+        gumbel_log_prob(torch.zeros(3), scale=0.0)
+    with pytest.raises(ValueError, match="scale must be finite and > 0"):
+        gumbel_log_prob(torch.zeros(3), scale=torch.tensor([1.0, -1.0, 1.0]))
+    with pytest.raises(TypeError, match="loc must be a real number"):
+        gumbel_cdf(torch.zeros(3), loc="0")
+
+
+# ---------------------------------------------------------------- the helpers themselves
+
+
+def test_helpers_return_normalised_values():
+    logits = torch.zeros(2, 3)
+    assert check_logits(logits) is logits
+    assert check_logits(torch.tensor([[0.0, -INF]])) is not None  # partial mask is fine
+    assert check_tau(1) == 1.0 and isinstance(check_tau(1), float)
+    tau = check_tau(torch.tensor([[0.5], [2.0]], dtype=torch.float64), like=logits, dim=-1)
+    assert tau.dtype == torch.float32
+    assert check_dim(logits, -1) == 1
+    assert check_bool(False, "hard") is False
+    assert check_int(np.int64(3), "k") == 3
+    assert check_real(torch.tensor(2.5), "rate") == 2.5
+    check_same_shape(logits, torch.ones(2, 3), ("a", "b"))
+    with pytest.raises(ValueError, match="a and b must have the same shape"):
+        check_same_shape(logits, torch.ones(3, 2), ("a", "b"))
+    with pytest.raises(TypeError, match="rate must be a real number"):
+        check_real(False, "rate")
+
+
+@pytest.mark.parametrize(
+    "shapes",
+    [((3,), (2, 3)), ((2, 1), (1, 4)), ((), (5,)), ((3,), (4,)), ((2, 3), (3, 3)),
+     ((5, 1, 4), (3, 1), (1,)), ((0,), (1,)), ((0,), (2,))],
+)
+def test_broadcast_shapes_matches_numpy(shapes):
+    try:
+        expected = np.broadcast_shapes(*shapes)
+    except ValueError:
+        expected = None
+    result = broadcast_shapes(*shapes)
+    assert (result is None and expected is None) or tuple(result) == expected
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_check_logits_mixed_cases(dtype):
+    ok = torch.tensor([[0.0, -INF, 1.0], [-INF, 2.0, -INF]], dtype=dtype)
+    assert check_logits(ok) is ok
+    with pytest.raises(ValueError, match=r"batch index \(1,\) is all -inf"):
+        check_logits(torch.tensor([[0.0, -INF, 1.0], [-INF, -INF, -INF]], dtype=dtype))
+    with pytest.raises(ValueError, match=r"slice at batch index \(2,\)"):
+        check_logits(torch.tensor([[0.0, 1.0, -INF], [1.0, 0.0, -INF]], dtype=dtype).T, dim=1)
+    assert check_logits(torch.tensor([[0.0, 1.0, -INF]], dtype=dtype), dim=1).shape == (1, 3)
+    with pytest.raises(ValueError, match=r"NaN: found 1 NaN entry \(first at index \(1, 2\)\)"):
+        check_logits(torch.tensor([[0.0, -INF, 1.0], [-INF, INF, math.nan]], dtype=dtype))
+    with pytest.raises(ValueError, match=r"\+inf \(first at index \(1, 1\)\)"):
+        check_logits(torch.tensor([[0.0, -INF, 1.0], [-INF, INF, 0.0]], dtype=dtype))
+    assert check_logits(torch.zeros(0, 3, dtype=dtype)).shape == (0, 3)
