@@ -4,6 +4,7 @@ Modules, one concept each:
 
 - :mod:`lib.gumbel`: the Gumbel distribution, the Gumbel-max trick, Gumbel-top-k.
 - :mod:`lib.relaxed`: Gumbel-softmax (Concrete), the relaxed Bernoulli, tempered sampling.
+- :mod:`lib.structured`: perturb-and-MAP over structures, ordered draws without replacement.
 - :mod:`lib.estimators`: straight-through, REINFORCE, baselines, exact gradients by enumeration.
 - :mod:`lib.schedules`: temperature annealing.
 - :mod:`lib.plotting`: the book's figure style and plot helpers.
