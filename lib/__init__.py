@@ -8,6 +8,8 @@ Modules, one concept each:
 - :mod:`lib.estimators`: straight-through, REINFORCE, baselines, exact gradients by enumeration.
 - :mod:`lib.schedules`: temperature annealing.
 - :mod:`lib.plotting`: the book's figure style and plot helpers.
+- :mod:`lib.text`: tokens highlighted as coloured HTML (rationales).
+- :mod:`lib.graphs`: computation graphs drawn with matplotlib, with their gradient paths.
 - :mod:`lib.utils`: seeding and device choice.
 - :mod:`lib.grading`: the exercise checker and the batch grader.
 """
