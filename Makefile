@@ -9,7 +9,7 @@ SUBMISSIONS ?= submissions
 GRADES ?= grades.csv
 
 .PHONY: help install book student-book test lint unit nbval exercises check-exercises \
-        sync-setup grade lab bench timings clean constraints
+        sync-setup grade lab bench timings clean constraints browser-deps
 
 help:
 	@echo "make book            build the HTML book into _build/html"
@@ -33,7 +33,9 @@ book: $(STAMP)
 	@echo "The book is built. Open: $(CURDIR)/_build/html/index.html"
 
 student-book: $(STAMP)
-	$(BIN)/jupyter-book build . --toc _toc_student.yml --path-output _build/student \
+	mkdir -p _build
+	$(BIN)/python -m tools.student_toc _build/_toc_student.yml
+	$(BIN)/jupyter-book build . --toc _build/_toc_student.yml --path-output _build/student \
 	    --warningiserror --keep-going
 	@echo "Student edition (no solutions): $(CURDIR)/_build/student/_build/html/index.html"
 
@@ -47,7 +49,17 @@ nbval: $(STAMP)
 	$(BIN)/python -m pytest --nbval chapters solutions --nbval-current-env \
 	    --nbval-sanitize-with tests/nbval_sanitize.cfg --ignore=_build -q -p no:randomly
 
-test: lint unit nbval
+test: lint browser-deps book unit nbval
+	@echo "make test: all passed"
+
+# Chromium for the browser test (tests/test_browser.py). Installed with apt where we are root
+# (CI); elsewhere the browser test skips with a message unless Chromium is already there.
+browser-deps:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing Chromium (Debian package) for the browser test..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "Chromium not found and not root: the browser test will be skipped."; fi
 
 exercises: $(STAMP)
 	$(BIN)/python -m lib.grading.build
