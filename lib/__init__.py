@@ -7,6 +7,8 @@ Modules, one concept each:
 - :mod:`lib.structured`: perturb-and-MAP over structures, ordered draws without replacement.
 - :mod:`lib.estimators`: straight-through, REINFORCE, baselines, exact gradients by enumeration.
 - :mod:`lib.schedules`: temperature annealing.
+- :mod:`lib.compare`: gradient estimators with one signature, measured against the exact gradient.
+- :mod:`lib.bottleneck`: a discrete-bottleneck autoencoder for training experiments.
 - :mod:`lib.plotting`: the book's figure style and plot helpers.
 - :mod:`lib.text`: tokens highlighted as coloured HTML (rationales).
 - :mod:`lib.graphs`: computation graphs drawn with matplotlib, with their gradient paths.

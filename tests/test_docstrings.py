@@ -5,7 +5,8 @@ import importlib
 
 import pytest
 
-CORE_MODULES = ["lib.gumbel", "lib.relaxed", "lib.estimators", "lib.schedules", "lib.utils"]
+CORE_MODULES = ["lib.gumbel", "lib.relaxed", "lib.estimators", "lib.schedules", "lib.utils",
+                "lib.compare"]
 
 
 @pytest.mark.parametrize("name", CORE_MODULES)

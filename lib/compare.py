@@ -1,0 +1,959 @@
+r"""Compare gradient estimators on problems whose exact gradient is known.
+
+Every estimator of the book is wrapped behind ONE signature, so an experiment is a loop over
+names rather than a copy per estimator:
+
+.. code-block:: python
+
+    estimator(problem, logits, n_samples, n_repeats, generator) -> Tensor [n_repeats, D]
+
+Row ``r`` of the result is an independent estimate of
+:math:`\nabla_\ell\, \mathbb{E}_{z \sim p_\ell}[f(z)]` (the gradient with respect to the
+LOGITS :math:`\ell`) that averages ``n_samples`` samples. The repeats are vectorised: the logits
+are expanded to an ``[n_repeats, D]`` leaf tensor and one backward pass gives every row its own
+gradient.
+
+* Problems: :class:`CategoricalProblem` (one K-way categorical) and :class:`BernoulliProblem`
+  (n independent Bernoullis), each with its exact value and gradient by enumeration
+  (:mod:`lib.estimators`).
+* Estimators: :func:`get_estimator` and :data:`ESTIMATORS` (``exact``, ``reinforce``,
+  ``reinforce_moving_average``, ``reinforce_loo``, ``straight_through``, ``gumbel_softmax``,
+  ``st_gumbel_softmax``).
+* Measurements: :func:`measure` (bias with its standard error, variance, mean squared error,
+  seconds per estimate), :func:`time_per_estimate` (CPU time, robust to a loaded machine) and
+  :func:`optimise` (SGD or Adam on the logits with any estimator, several runs vectorised).
+* Figures: :func:`line_style` (one colour per estimator family, one line style per
+  temperature).
+
+Reference:
+    S. Mohamed, M. Rosca, M. Figurnov, A. Mnih (2020), *Monte Carlo Gradient Estimation in
+    Machine Learning*, JMLR 21 (estimators compared against numerical ground truth).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lib._validation import (
+    check_callable,
+    check_int,
+    check_logits,
+    check_real,
+    check_tau,
+    check_tensor,
+    type_name,
+)
+from lib.estimators import (
+    enumerate_binary,
+    exact_expectation_bernoulli,
+    exact_expectation_categorical,
+    exact_gradient_bernoulli,
+    exact_gradient_categorical,
+    leave_one_out_baseline,
+    reinforce_surrogate,
+    straight_through,
+)
+from lib.gumbel import gumbel_max_sample
+from lib.relaxed import gumbel_softmax, relaxed_bernoulli
+
+__all__ = [
+    "ESTIMATORS",
+    "BernoulliProblem",
+    "CategoricalProblem",
+    "Estimator",
+    "get_estimator",
+    "line_style",
+    "measure",
+    "optimise",
+    "time_per_estimate",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Problems
+# --------------------------------------------------------------------------------------------
+
+
+def _log_sigmoid(x: Tensor) -> Tensor:
+    """``log(sigmoid(x)) = -softplus(-x)``, stable for large ``|x|``.
+
+    Used instead of ``F.logsigmoid``, whose CPU kernel (torch 2.13) runs multi-threaded even on
+    tiny tensors and took ~30 ms per call on a loaded 2-core machine, against microseconds here.
+    """
+    return -F.softplus(-x)
+
+
+class _Problem:
+    """Shared behaviour of :class:`CategoricalProblem` and :class:`BernoulliProblem`."""
+
+    kind: str = ""
+    _logits_dim: int | None = -1
+
+    def __init__(self, logits: Tensor, f: Callable[[Tensor], Tensor], name: str = "") -> None:
+        check_tensor(logits, "logits")
+        if logits.dim() != 1:
+            raise ValueError(
+                f"logits must be 1-D (one distribution; D = {self._size_name}), got shape "
+                f"{tuple(logits.shape)}"
+            )
+        check_logits(logits, dim=self._logits_dim)
+        check_callable(f, "f")
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, got {type_name(name)}")
+        self.logits = logits.detach().clone()
+        self.f = f
+        self.name = name
+        # f must map [..., D] to [...]: probe it on a small batch of valid points.
+        probe = self._probe_points()
+        out = f(probe)
+        if not isinstance(out, Tensor):
+            raise TypeError(f"f must return a torch.Tensor, got {type_name(out)}")
+        if out.shape != probe.shape[:-1]:
+            raise ValueError(
+                f"f must map samples of shape [..., {self.dim}] to costs of shape [...]: on "
+                f"input {tuple(probe.shape)} it returned {tuple(out.shape)}; reduce over the "
+                f"last dimension only (e.g. .sum(-1), not .sum())"
+            )
+
+    _size_name = "D"
+
+    @property
+    def dim(self) -> int:
+        """D, the number of logits (categories K, or Bernoulli variables n)."""
+        return self.logits.shape[0]
+
+    def _logits_or_default(self, logits: Tensor | None, n_repeats: int | None = None) -> Tensor:
+        """Check ``logits`` (``[D]``, or ``[n_repeats, D]`` when ``n_repeats`` is given)."""
+        if logits is None:
+            return self.logits
+        check_tensor(logits, "logits")
+        batched = n_repeats is not None and logits.shape == (n_repeats, self.dim)
+        if logits.shape != self.logits.shape and not batched:
+            also = f" or [n_repeats, D] = [{n_repeats}, {self.dim}]" if n_repeats else ""
+            raise ValueError(
+                f"logits must have the problem's shape {tuple(self.logits.shape)}{also}, got "
+                f"{tuple(logits.shape)}"
+            )
+        check_logits(logits, dim=self._logits_dim)
+        return logits.detach()
+
+    def _probe_points(self) -> Tensor:
+        raise NotImplementedError
+
+    def _outcomes(self) -> Tensor:
+        """Every outcome, ``[N, D]`` (one-hot rows, or the 2**n binary configurations)."""
+        raise NotImplementedError
+
+    def _log_probs_of_outcomes(self, logits: Tensor) -> Tensor:
+        """``[..., N]`` log-probabilities of every outcome under ``logits [..., D]``."""
+        raise NotImplementedError
+
+    def _cost_scale(self) -> float:
+        """max |f| over all outcomes (a scale for round-off errors)."""
+        if getattr(self, "_cost_table", None) is None:
+            with torch.no_grad():
+                self._cost_table = self.f(self._outcomes()).detach()
+        return float(self._cost_table.abs().max())
+
+    def exact_values(self, logits: Tensor) -> Tensor:
+        r"""Exact :math:`\mathbb{E}[f]` for a batch of logits ``[M, D]`` -> ``[M]`` (vectorised).
+
+        Differentiable in ``logits`` (``f`` is evaluated once on every outcome and treated as
+        fixed). Used along optimisation trajectories and by the ``exact`` estimator.
+        """
+        check_tensor(logits, "logits")
+        if logits.dim() != 2 or logits.shape[1] != self.dim:
+            raise ValueError(
+                f"logits must have shape [M, {self.dim}], got {tuple(logits.shape)}"
+            )
+        self._cost_scale()  # evaluates and caches f on every outcome
+        costs = self._cost_table.to(logits.dtype)
+        return (self._log_probs_of_outcomes(logits).exp() * costs).sum(-1)
+
+    def exact_value(self, logits: Tensor | None = None) -> float:
+        """Exact :math:`\\mathbb{E}[f(z)]` at ``logits`` (default: the problem's) by enumeration."""
+        raise NotImplementedError
+
+    def exact_gradient(self, logits: Tensor | None = None) -> Tensor:
+        """Exact gradient ``[D]`` with respect to the logits, by enumeration.
+
+        Computed by :func:`lib.estimators.exact_gradient_categorical` /
+        :func:`~lib.estimators.exact_gradient_bernoulli`; the result at the problem's own logits
+        is cached (``f`` is fixed), so repeated measurements do not repeat the enumeration.
+        """
+        logits = self._logits_or_default(logits)
+        if logits is self.logits or torch.equal(logits, self.logits):
+            if getattr(self, "_exact_at_logits", None) is None:
+                self._exact_at_logits = self._exact_gradient(self.logits)
+            return self._exact_at_logits.clone()
+        return self._exact_gradient(logits)
+
+    def _exact_gradient(self, logits: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def sample(self, logits: Tensor, generator: torch.Generator | None) -> Tensor:
+        """Exact samples (one-hot / 0-1) with the shape of ``logits`` (no gradient)."""
+        raise NotImplementedError
+
+    def log_prob(self, samples: Tensor, logits: Tensor) -> Tensor:
+        """Joint log-probability ``[...]`` of ``samples [..., D]`` (differentiable in logits)."""
+        raise NotImplementedError
+
+    def probs(self, logits: Tensor) -> Tensor:
+        """Mean of the one-hot / 0-1 sample, ``[..., D]`` (differentiable in logits)."""
+        raise NotImplementedError
+
+    def relaxed(
+        self, logits: Tensor, tau: float, hard: bool, generator: torch.Generator | None
+    ) -> Tensor:
+        """Gumbel-softmax / Binary Concrete sample of the shape of ``logits``."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        label = f"{self.name!r}, " if self.name else ""
+        return f"{type(self).__name__}({label}D={self.dim})"
+
+
+class CategoricalProblem(_Problem):
+    r"""Minimise :math:`\mathbb{E}_{z \sim \mathrm{Categorical}(\mathrm{softmax}(\ell))}[f(z)]`.
+
+    Args:
+        logits: floating tensor ``[K]`` (finite or ``-inf``), the point where gradients are
+            measured (copied and detached).
+        f: the cost, a differentiable function mapping samples ``[..., K]`` (one-hot vectors,
+            or relaxed points of the simplex for Gumbel-softmax) to costs ``[...]``. It must be
+            defined on the whole simplex if relaxed estimators are to be used, e.g.
+            ``lambda z: z @ cost_table``.
+        name: optional label for tables and figures.
+
+    Example:
+        >>> problem = CategoricalProblem(torch.zeros(3), lambda z: z @ torch.tensor([1., 2., 4.]))
+        >>> round(problem.exact_value(), 4)
+        2.3333
+        >>> problem.exact_gradient()
+        tensor([-0.4444, -0.1111,  0.5556])
+    """
+
+    kind = "categorical"
+    _logits_dim = -1
+    _size_name = "K categories"
+
+    def _probe_points(self) -> Tensor:
+        eye = torch.eye(self.dim, dtype=self.logits.dtype)
+        return eye[torch.arange(6) % self.dim].reshape(2, 3, self.dim)
+
+    def _outcomes(self) -> Tensor:
+        return torch.eye(self.dim, dtype=self.logits.dtype)
+
+    def _log_probs_of_outcomes(self, logits: Tensor) -> Tensor:
+        return torch.log_softmax(logits, dim=-1)
+
+    def exact_value(self, logits: Tensor | None = None) -> float:
+        logits = self._logits_or_default(logits)
+        with torch.no_grad():
+            return float(exact_expectation_categorical(logits, self.f))
+
+    def _exact_gradient(self, logits: Tensor) -> Tensor:
+        return exact_gradient_categorical(logits, self.f)
+
+    def sample(self, logits: Tensor, generator: torch.Generator | None) -> Tensor:
+        index = gumbel_max_sample(logits.detach(), generator=generator)
+        return F.one_hot(index, self.dim).to(logits.dtype)
+
+    def log_prob(self, samples: Tensor, logits: Tensor) -> Tensor:
+        log_p = torch.log_softmax(logits, dim=-1)
+        # where(samples > 0) keeps -inf (masked) categories from producing 0 * -inf = NaN
+        return torch.where(samples > 0, log_p, torch.zeros_like(log_p)).sum(-1)
+
+    def probs(self, logits: Tensor) -> Tensor:
+        return torch.softmax(logits, dim=-1)
+
+    def relaxed(
+        self, logits: Tensor, tau: float, hard: bool, generator: torch.Generator | None
+    ) -> Tensor:
+        return gumbel_softmax(logits, tau, hard=hard, generator=generator)
+
+
+class BernoulliProblem(_Problem):
+    r"""Minimise :math:`\mathbb{E}[f(b)]` over n independent Bernoulli variables.
+
+    :math:`b_i \sim \mathrm{Bern}(\theta_i)` with :math:`\theta_i = \sigma(\ell_i)`; gradients are
+    taken with respect to the logits :math:`\ell` (multiply by :math:`1/(\theta(1-\theta))` for
+    the gradient with respect to :math:`\theta`).
+
+    Args:
+        logits: finite floating tensor ``[n]``, ``n <= 20`` (exact gradients enumerate the
+            :math:`2^n` configurations), the point where gradients are measured.
+        f: the cost, a differentiable function mapping samples ``[..., n]`` (0/1 vectors, or
+            relaxed values in [0, 1]) to costs ``[...]``.
+        name: optional label for tables and figures.
+
+    Example:
+        The RELAX toy of Grathwohl et al. (2018), at :math:`\theta = \sigma(0) = 0.5`:
+
+        >>> toy = BernoulliProblem(torch.zeros(1), lambda b: ((b - 0.499) ** 2).sum(-1))
+        >>> round(float(toy.exact_gradient()[0]), 6)  # 0.002 * theta * (1 - theta)
+        0.0005
+    """
+
+    kind = "bernoulli"
+    _logits_dim = None
+    _size_name = "n variables"
+
+    def __init__(self, logits: Tensor, f: Callable[[Tensor], Tensor], name: str = "") -> None:
+        check_tensor(logits, "logits")
+        if logits.dim() == 1 and logits.shape[0] > 20:
+            raise ValueError(
+                f"a BernoulliProblem has at most 20 variables (exact gradients enumerate 2**n "
+                f"configurations), got n = {logits.shape[0]}"
+            )
+        if logits.dim() == 1 and logits.shape[0] == 0:
+            raise ValueError("logits must have at least one variable, got shape (0,)")
+        super().__init__(logits, f, name)
+
+    def _probe_points(self) -> Tensor:
+        codes = torch.arange(6).unsqueeze(-1) >> torch.arange(self.dim)
+        return (codes & 1).to(self.logits.dtype).reshape(2, 3, self.dim)
+
+    def _outcomes(self) -> Tensor:
+        return enumerate_binary(self.dim, dtype=self.logits.dtype)
+
+    def _log_probs_of_outcomes(self, logits: Tensor) -> Tensor:
+        configs = self._outcomes().to(logits.dtype)
+        return _log_sigmoid(logits) @ configs.T + _log_sigmoid(-logits) @ (1 - configs).T
+
+    def exact_value(self, logits: Tensor | None = None) -> float:
+        logits = self._logits_or_default(logits)
+        with torch.no_grad():
+            return float(exact_expectation_bernoulli(logits, self.f))
+
+    def _exact_gradient(self, logits: Tensor) -> Tensor:
+        return exact_gradient_bernoulli(logits, self.f)
+
+    def sample(self, logits: Tensor, generator: torch.Generator | None) -> Tensor:
+        u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype)
+        return (u < torch.sigmoid(logits.detach())).to(logits.dtype)
+
+    def log_prob(self, samples: Tensor, logits: Tensor) -> Tensor:
+        # log sigma(l) * b + log sigma(-l) * (1 - b), stable for large |l|
+        return (samples * _log_sigmoid(logits) + (1 - samples) * _log_sigmoid(-logits)).sum(-1)
+
+    def probs(self, logits: Tensor) -> Tensor:
+        return torch.sigmoid(logits)
+
+    def relaxed(
+        self, logits: Tensor, tau: float, hard: bool, generator: torch.Generator | None
+    ) -> Tensor:
+        return relaxed_bernoulli(logits, tau, hard=hard, generator=generator)
+
+
+Problem = CategoricalProblem | BernoulliProblem
+
+
+# --------------------------------------------------------------------------------------------
+# Estimators
+# --------------------------------------------------------------------------------------------
+
+
+def _leaf(logits: Tensor, n_repeats: int) -> Tensor:
+    """``[n_repeats, D]`` leaf: row r's gradient is the r-th estimate.
+
+    ``logits`` is ``[D]`` (the same point for every repeat) or ``[n_repeats, D]`` (one point
+    per repeat, e.g. parallel optimisation runs).
+    """
+    return logits.detach().expand(n_repeats, -1).clone().requires_grad_(True)
+
+
+def _grad(objective: Tensor, leaf: Tensor) -> Tensor:
+    (grad,) = torch.autograd.grad(objective, leaf, allow_unused=True)
+    return torch.zeros_like(leaf) if grad is None else grad.detach()
+
+
+def _costs_of_hard_samples(problem: _Problem, leaf: Tensor, n_samples: int, generator):
+    """Draw ``[S, R, D]`` exact samples and their costs ``[S, R]`` (no gradient)."""
+    expanded = leaf.detach().unsqueeze(0).expand(n_samples, *leaf.shape)
+    samples = problem.sample(expanded, generator)
+    with torch.no_grad():
+        costs = problem.f(samples)
+    return samples, costs
+
+
+def _reinforce(problem, logits, n_samples, n_repeats, generator, *, baseline=None, state=None):
+    leaf = _leaf(logits, n_repeats)
+    with torch.enable_grad():
+        samples, costs = _costs_of_hard_samples(problem, leaf, n_samples, generator)
+        log_prob = problem.log_prob(samples, leaf)  # [S, R]
+        if baseline == "loo":
+            b = leave_one_out_baseline(costs, dim=0)
+        elif baseline == "moving_average":
+            b = _moving_average_baseline(problem, leaf, costs, generator, state)
+        else:
+            b = None
+        # reinforce_surrogate averages over S * R elements; * R gives each row the mean over S
+        objective = reinforce_surrogate(log_prob, costs, b) * n_repeats
+        return _grad(objective, leaf)
+
+
+def _moving_average_baseline(problem, leaf, costs, generator, state):
+    r"""Baseline of ``reinforce_moving_average`` for each repeat: ``[1, R]``.
+
+    The baseline of batch :math:`t` is a bias-corrected exponential moving average of the
+    mean costs of the batches BEFORE it,
+
+    .. math:: m_t = \beta m_{t-1} + (1 - \beta)\,\bar f_{t-1}, \quad b_t = m_t / (1 - \beta^{t-1}),
+
+    so it never uses the current batch and the estimate stays unbiased. With a ``state`` dict
+    (the optimisation loop) the average is carried over calls. Without one (a one-shot
+    measurement) the repeats are treated as consecutive steps at fixed logits: repeat r uses the
+    batches of repeats < r, after ``warmup`` extra batches that are drawn (costs only) so every
+    repeat has a full history. Such estimates are uncorrelated (each one's error has mean zero
+    given the past), so means and variances over repeats are measured as usual.
+    """
+    est = state["estimator"]
+    beta, warmup = est.params["decay"], est.params["warmup"]
+    batch_means = costs.mean(0)  # [R]
+    if state.get("carry") is not None:
+        # the optimisation loop: repeat r is run r, one call per step
+        m, t = state["carry"]
+        if t > 0 and m.shape != batch_means.shape:
+            raise ValueError(
+                f"a carried moving-average state keeps one average per run: it was used with "
+                f"n_repeats={m.numel()}, now called with n_repeats={batch_means.numel()}"
+            )
+        m = torch.zeros_like(batch_means) if t == 0 else m
+        baseline = m / (1 - beta**t) if t > 0 else torch.zeros_like(batch_means)
+        state["carry"] = (beta * m + (1 - beta) * batch_means.detach(), t + 1)
+        return baseline.unsqueeze(0)
+    # one-shot: warm-up batches (costs only), then the repeats in sequence
+    n_samples = costs.shape[0]
+    if leaf.shape[0] > 1 and not bool((leaf.detach() == leaf.detach()[:1]).all()):
+        raise ValueError(
+            "a one-shot moving-average estimate needs the same logits for every repeat (the "
+            "repeats act as consecutive steps); carry a state from new_state() instead"
+        )
+    expanded = leaf.detach()[:1].unsqueeze(0).expand(n_samples, warmup, -1)
+    with torch.no_grad():
+        warm = problem.f(problem.sample(expanded, state["generator"])).mean(0)  # [warmup]
+    history = torch.cat([warm, batch_means]).double()  # [warmup + R], oldest first
+    return _ema_of_previous(history, beta)[warmup:].to(costs.dtype).unsqueeze(0)  # [1, R]
+
+
+def _ema_of_previous(x: Tensor, beta: float) -> Tensor:
+    r"""``b[t]`` = bias-corrected EMA of ``x[0..t-1]`` (``b[0] = 0``), vectorised.
+
+    :math:`b_t = \sum_{j<t} \beta^j x_{t-1-j} / \sum_{j<t} \beta^j`, with the weights cut where
+    :math:`\beta^j < 10^{-12}` (a relative change below float64 round-off of the average).
+    """
+    n = x.shape[0]
+    length = 1 if beta == 0 else min(n, max(1, math.ceil(math.log(1e-12) / math.log(beta))))
+    kernel = (beta ** torch.arange(length - 1, -1, -1, dtype=x.dtype)).view(1, 1, -1)
+    padded = torch.cat([x.new_zeros(length), x]).view(1, 1, -1)
+    ones = torch.cat([x.new_zeros(length), torch.ones_like(x)]).view(1, 1, -1)
+    num = F.conv1d(padded, kernel).view(-1)[:n]
+    den = F.conv1d(ones, kernel).view(-1)[:n]
+    return torch.where(den > 0, num / den.clamp_min(1e-300), 0.0)
+
+
+def _straight_through(problem, logits, n_samples, n_repeats, generator):
+    leaf = _leaf(logits, n_repeats)
+    with torch.enable_grad():
+        probs = problem.probs(leaf).unsqueeze(0).expand(n_samples, -1, -1)
+        hard = problem.sample(leaf.detach().unsqueeze(0).expand(n_samples, -1, -1), generator)
+        costs = problem.f(straight_through(hard, probs))
+        return _grad(costs.mean(0).sum(), leaf)
+
+
+def _gumbel(problem, logits, n_samples, n_repeats, generator, *, tau, hard):
+    leaf = _leaf(logits, n_repeats)
+    with torch.enable_grad():
+        expanded = leaf.unsqueeze(0).expand(n_samples, -1, -1)
+        samples = problem.relaxed(expanded, tau, hard, generator)
+        costs = problem.f(samples)
+        return _grad(costs.mean(0).sum(), leaf)
+
+
+def _exact(problem, logits, n_samples, n_repeats, generator):
+    leaf = _leaf(logits, n_repeats)
+    with torch.enable_grad():
+        return _grad(problem.exact_values(leaf).sum(), leaf)
+
+
+# name -> (implementation, default params, unbiased?, short description)
+_REGISTRY: dict[str, tuple[Callable[..., Tensor], dict[str, Any], bool, str]] = {
+    "exact": (_exact, {}, True, "exact gradient by enumeration (ignores n_samples)"),
+    "reinforce": (
+        lambda p, lg, s, r, g, **k: _reinforce(p, lg, s, r, g),
+        {}, True, "score function, no baseline",
+    ),
+    "reinforce_moving_average": (
+        lambda p, lg, s, r, g, state=None, **k: _reinforce(
+            p, lg, s, r, g, baseline="moving_average", state=state
+        ),
+        {"decay": 0.9, "warmup": 20}, True,
+        "score function, baseline = moving average of earlier batches' mean cost",
+    ),
+    "reinforce_loo": (
+        lambda p, lg, s, r, g, **k: _reinforce(p, lg, s, r, g, baseline="loo"),
+        {}, True, "score function, leave-one-out baseline (n_samples >= 2)",
+    ),
+    "straight_through": (
+        lambda p, lg, s, r, g, **k: _straight_through(p, lg, s, r, g),
+        {}, False, "hard sample forward, probabilities' gradient backward",
+    ),
+    "gumbel_softmax": (
+        lambda p, lg, s, r, g, tau, **k: _gumbel(p, lg, s, r, g, tau=tau, hard=False),
+        {"tau": 1.0}, False, "relaxed sample at temperature tau, forward and backward",
+    ),
+    "st_gumbel_softmax": (
+        lambda p, lg, s, r, g, tau, **k: _gumbel(p, lg, s, r, g, tau=tau, hard=True),
+        {"tau": 1.0}, False, "hard sample forward, relaxed sample's gradient backward",
+    ),
+}
+
+#: Names of the registered estimators, in the order used by tables.
+ESTIMATORS: tuple[str, ...] = tuple(_REGISTRY)
+
+_LABELS = {
+    "exact": "exact",
+    "reinforce": "REINFORCE",
+    "reinforce_moving_average": "REINFORCE + moving avg",
+    "reinforce_loo": "REINFORCE + LOO",
+    "straight_through": "straight-through",
+    "gumbel_softmax": "Gumbel-softmax",
+    "st_gumbel_softmax": "ST Gumbel-softmax",
+}
+
+
+class Estimator:
+    """A registered gradient estimator with fixed parameters; create with :func:`get_estimator`.
+
+    Call it as ``estimator(problem, logits, n_samples, n_repeats, generator)`` to get a tensor
+    ``[n_repeats, D]`` of independent estimates of the gradient of :math:`\\mathbb{E}[f(z)]`
+    with respect to ``logits`` (each the average over ``n_samples`` samples).
+
+    ``logits`` is ``None`` (the problem's), ``[D]`` (one point for all repeats) or
+    ``[n_repeats, D]`` (one point per repeat: parallel optimisation runs). Pass
+    ``state=estimator.new_state()`` to carry a moving-average baseline over calls (one
+    average per repeat).
+
+    Attributes:
+        name: registry name, e.g. ``"gumbel_softmax"``.
+        params: parameters, e.g. ``{"tau": 0.5}``.
+        unbiased: whether the estimator is unbiased for every differentiable ``f``.
+        label: a readable name for tables and legends, e.g. ``"Gumbel-softmax (tau=0.5)"``.
+        description: one line on what it computes.
+    """
+
+    def __init__(self, name: str, params: dict[str, Any]) -> None:
+        self.name = name
+        self.params = params
+        self._impl, _, self.unbiased, self.description = _REGISTRY[name]
+
+    @property
+    def label(self) -> str:
+        if "tau" in self.params:
+            return f"{_LABELS[self.name]} (tau={self.params['tau']:g})"
+        return _LABELS[self.name]
+
+    def new_state(self) -> dict[str, Any]:
+        """A fresh state for an optimisation loop (used by the moving-average baseline)."""
+        return {"carry": (None, 0)}
+
+    def __call__(
+        self,
+        problem: Problem,
+        logits: Tensor | None,
+        n_samples: int,
+        n_repeats: int = 1,
+        generator: torch.Generator | None = None,
+        *,
+        state: dict[str, Any] | None = None,
+    ) -> Tensor:
+        if not isinstance(problem, _Problem):
+            raise TypeError(
+                f"problem must be a CategoricalProblem or BernoulliProblem, got "
+                f"{type_name(problem)}"
+            )
+        n_samples = check_int(n_samples, "n_samples", min_value=1)
+        n_repeats = check_int(n_repeats, "n_repeats", min_value=1)
+        logits = problem._logits_or_default(logits, n_repeats)
+        if self.name == "reinforce_loo" and n_samples < 2:
+            raise ValueError(
+                f"reinforce_loo needs n_samples >= 2 (the baseline of each sample is the mean "
+                f"of the others), got n_samples={n_samples}"
+            )
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator, got {type_name(generator)}")
+        kwargs = dict(self.params)
+        if self.name == "reinforce_moving_average":
+            state = {} if state is None else state
+            if not isinstance(state, dict):
+                raise TypeError(f"state must be a dict from new_state(), got {type_name(state)}")
+            state["estimator"] = self
+            state["generator"] = generator
+            kwargs = {"state": state}
+        return self._impl(problem, logits, n_samples, n_repeats, generator, **kwargs)
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"get_estimator({self.name!r}{', ' if params else ''}{params})"
+
+
+def get_estimator(name: str, **params: Any) -> Estimator:
+    r"""Look up a gradient estimator by name, with its parameters.
+
+    ============================ ======== ===================================================
+    name                          params   gradient estimate (per sample, then averaged)
+    ============================ ======== ===================================================
+    ``exact``                              enumeration; zero variance (reference)
+    ``reinforce``                          :math:`f(z)\,\nabla\log p(z)`
+    ``reinforce_moving_average`` decay,    :math:`(f(z) - b)\nabla\log p(z)`, b a moving
+                                 warmup    average of EARLIER batches' mean cost
+    ``reinforce_loo``                      :math:`(f(z_s) - \frac{1}{S-1}\sum_{j\ne s}f(z_j))
+                                           \nabla\log p(z_s)`
+    ``straight_through``                   :math:`\partial f/\partial z` at the hard sample,
+                                           times :math:`\partial\,\mathrm{probs}/\partial\ell`
+    ``gumbel_softmax``            tau      :math:`\nabla_\ell f(\mathrm{softmax}((\ell+G)/\tau))`
+    ``st_gumbel_softmax``         tau      :math:`\partial f/\partial z` at the hard sample,
+                                           times the relaxed sample's Jacobian
+    ============================ ======== ===================================================
+
+    The straight-through estimator is the one of
+    ``torch.distributions.OneHotCategoricalStraightThrough`` (no noise in the backward pass,
+    no temperature); for Bernoullis its backward value is ``sigmoid(logits)``.
+
+    A note on ``reinforce_moving_average``: in a one-shot measurement the baseline of repeat
+    r is a bias-corrected exponential moving average (``decay``, default 0.9) of the mean
+    costs of the ``warmup`` (default 20) extra batches and of repeats < r, all drawn at the same
+    logits: what a training loop's baseline is when the logits move slowly. It never includes
+    the current batch, so the estimator is unbiased. The warm-up batches are included in the
+    timing of :func:`measure` (a training loop gets them for free). In :func:`optimise` the
+    average is carried over steps instead.
+
+    Args:
+        name: one of :data:`ESTIMATORS`.
+        **params: ``tau`` (> 0, default 1.0) for the Gumbel estimators; ``decay`` (in [0, 1))
+            and ``warmup`` (>= 1) for the moving average. Other names are refused.
+
+    Returns:
+        An :class:`Estimator`.
+
+    Example:
+        >>> problem = CategoricalProblem(torch.zeros(3), lambda z: z @ torch.tensor([1., 2., 4.]))
+        >>> est = get_estimator("gumbel_softmax", tau=0.5)
+        >>> est(problem, None, 100, 8, torch.Generator().manual_seed(0)).shape
+        torch.Size([8, 3])
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {type_name(name)}")
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown estimator {name!r}; choose one of {', '.join(ESTIMATORS)}")
+    defaults = _REGISTRY[name][1]
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        allowed = ", ".join(defaults) if defaults else "none"
+        raise ValueError(
+            f"estimator {name!r} does not take parameter(s) {', '.join(unknown)} "
+            f"(allowed: {allowed})"
+        )
+    merged = {**defaults, **params}
+    if "tau" in merged:
+        merged["tau"] = check_tau(merged["tau"])
+    if "decay" in merged:
+        decay = check_real(merged["decay"], "decay", ge=0.0)
+        if decay >= 1:
+            raise ValueError(f"decay must be in [0, 1), got {decay}")
+        merged["decay"] = decay
+    if "warmup" in merged:
+        merged["warmup"] = check_int(merged["warmup"], "warmup", min_value=1)
+    return Estimator(name, merged)
+
+
+_COLOR_ROLE = {
+    "exact": "exact",
+    "reinforce": "reinforce",
+    "reinforce_moving_average": "baseline",
+    "reinforce_loo": "other",
+    "straight_through": "straight_through",
+    "gumbel_softmax": "relaxed",
+    "st_gumbel_softmax": "empirical",
+}
+_TAU_LINESTYLES = {0.1: ":", 0.5: "-", 1.0: "--", 2.0: "-."}
+
+
+def line_style(estimator: Estimator) -> dict[str, Any]:
+    """Matplotlib keyword arguments that identify an estimator the same way in every figure.
+
+    One Okabe-Ito colour per estimator family (:data:`lib.plotting.COLORS`); for the Gumbel
+    estimators the line style encodes the temperature (``:`` 0.1, ``-`` 0.5, ``--`` 1,
+    ``-.`` 2, ``-`` otherwise). The label is :attr:`Estimator.label`.
+
+    Args:
+        estimator: an :class:`Estimator`.
+
+    Returns:
+        dict with ``color``, ``linestyle`` and ``label``, e.g. for ``ax.plot(x, y, **style)``.
+
+    Example:
+        >>> line_style(get_estimator("gumbel_softmax", tau=0.1))["linestyle"]
+        ':'
+    """
+    from lib.plotting import COLORS
+
+    if not isinstance(estimator, Estimator):
+        raise TypeError(f"estimator must be an Estimator, got {type_name(estimator)}")
+    linestyle = _TAU_LINESTYLES.get(estimator.params.get("tau", 0.5), "-")
+    return {"color": COLORS[_COLOR_ROLE[estimator.name]], "linestyle": linestyle,
+            "label": estimator.label}
+
+
+# --------------------------------------------------------------------------------------------
+# Measurements
+# --------------------------------------------------------------------------------------------
+
+
+def measure(
+    problem: Problem,
+    estimator: Estimator | Callable[..., Tensor],
+    n_samples: int,
+    n_repeats: int = 1000,
+    generator: torch.Generator | None = None,
+    *,
+    logits: Tensor | None = None,
+) -> dict[str, Any]:
+    r"""Bias, variance and mean squared error of an estimator against the exact gradient.
+
+    Draws ``n_repeats`` independent estimates :math:`g_1, \dots, g_R` (each from ``n_samples``
+    samples) and compares them with the exact gradient :math:`g^*`:
+
+    .. math::
+        \text{bias} = \bar g - g^*, \qquad
+        \text{variance}_i = \frac{1}{R-1}\sum_r (g_{r,i} - \bar g_i)^2, \qquad
+        \text{mse} = \frac1R \sum_r \lVert g_r - g^* \rVert^2 .
+
+    The measured bias is itself noisy: its standard error per coordinate is
+    :math:`\sqrt{\text{variance}_i / R}`, and for an UNBIASED estimator
+    :math:`\mathbb{E}\lVert \bar g - g^*\rVert^2 = \mathrm{tr}(\text{variance})/R`, so
+    ``bias_noise`` :math:`= \sqrt{\mathrm{tr}/R}` is the size of bias one should expect from
+    noise alone. A ``bias_norm`` several times ``bias_noise`` (or a large ``max_abs_z``) is real
+    bias.
+
+    Args:
+        problem: a :class:`CategoricalProblem` or :class:`BernoulliProblem` (D logits).
+        estimator: an :class:`Estimator`, or any callable with the same signature returning
+            ``[n_repeats, D]``.
+        n_samples: samples per estimate, >= 1.
+        n_repeats: independent estimates, >= 2.
+        generator: optional ``torch.Generator``.
+        logits: where to measure (default: the problem's logits), shape ``[D]``.
+
+    Returns:
+        dict with
+        ``mean`` ``[D]`` (the average estimate), ``exact`` ``[D]``, ``bias`` ``[D]``,
+        ``bias_se`` ``[D]`` (standard error of each bias coordinate), ``bias_z`` ``[D]``
+        (bias / sqrt(bias_se^2 + r^2), with a round-off floor r = 100 x float eps x
+        (max |f| + max |exact|)), ``max_abs_z`` (float), ``bias_norm`` (float,
+        Euclidean), ``bias_noise`` (float, see above), ``variance`` ``[D]``,
+        ``variance_total`` (float, the trace), ``mse`` (float), ``mse_se`` (float, its standard
+        error), ``relative_mse`` (mse / ||exact||^2, inf if the exact gradient is 0),
+        ``seconds_per_estimate`` (float: wall time of the call / n_repeats; machine-dependent,
+        do not print it in a notebook), ``n_samples``, ``n_repeats``, ``estimator`` (its label).
+        Vectors are detached float64 tensors.
+
+    Example:
+        >>> toy = BernoulliProblem(torch.zeros(1), lambda b: ((b - 0.499) ** 2).sum(-1))
+        >>> m = measure(toy, get_estimator("reinforce"), 10, 2000, torch.Generator().manual_seed(0))
+        >>> m["bias_norm"] < 4 * m["bias_noise"]
+        True
+    """
+    if not isinstance(problem, _Problem):
+        raise TypeError(
+            f"problem must be a CategoricalProblem or BernoulliProblem, got {type_name(problem)}"
+        )
+    check_callable(estimator, "estimator")
+    n_samples = check_int(n_samples, "n_samples", min_value=1)
+    n_repeats = check_int(n_repeats, "n_repeats", min_value=2)
+    logits = problem._logits_or_default(logits)
+    exact = problem.exact_gradient(logits).double()
+    start = time.perf_counter()
+    estimates = estimator(problem, logits, n_samples, n_repeats, generator)
+    seconds = time.perf_counter() - start
+    if not isinstance(estimates, Tensor) or estimates.shape != (n_repeats, problem.dim):
+        shape = tuple(estimates.shape) if isinstance(estimates, Tensor) else type_name(estimates)
+        raise ValueError(
+            f"estimator must return a tensor of shape [n_repeats, D] = "
+            f"[{n_repeats}, {problem.dim}], got {shape}"
+        )
+    g = estimates.detach().double()
+    mean = g.mean(0)
+    bias = mean - exact
+    variance = g.var(0, unbiased=True)
+    bias_se = (variance / n_repeats).sqrt()
+    # z-score of each bias coordinate, with a floor for floating-point round-off so that a
+    # zero-variance estimate that is right up to rounding (exact; straight-through on a linear
+    # cost) gets |z| < 1 instead of a huge ratio of two round-off errors.
+    eps = torch.finfo(problem.logits.dtype).eps
+    roundoff = 100 * eps * (problem._cost_scale() + float(exact.abs().max())) + 1e-300
+    z = bias / (bias_se**2 + roundoff**2).sqrt()
+    sq_err = ((g - exact) ** 2).sum(-1)
+    mse = float(sq_err.mean())
+    exact_sq = float((exact**2).sum())
+    label = getattr(estimator, "label", getattr(estimator, "__name__", type_name(estimator)))
+    return {
+        "estimator": label,
+        "n_samples": n_samples,
+        "n_repeats": n_repeats,
+        "mean": mean,
+        "exact": exact,
+        "bias": bias,
+        "bias_se": bias_se,
+        "bias_z": z,
+        "max_abs_z": float(z.abs().max()),
+        "bias_norm": float(bias.norm()),
+        "bias_noise": math.sqrt(float(variance.sum()) / n_repeats),
+        "variance": variance,
+        "variance_total": float(variance.sum()),
+        "mse": mse,
+        "mse_se": float(sq_err.std(unbiased=True)) / math.sqrt(n_repeats),
+        "relative_mse": mse / exact_sq if exact_sq > 0 else math.inf,
+        "seconds_per_estimate": seconds / n_repeats,
+    }
+
+
+def time_per_estimate(
+    problem: Problem,
+    estimator: Estimator | Callable[..., Tensor],
+    n_samples: int,
+    n_repeats: int = 200,
+    generator: torch.Generator | None = None,
+    *,
+    trials: int = 5,
+) -> float:
+    """CPU seconds per estimate: the fastest of ``trials`` timed calls, divided by ``n_repeats``.
+
+    Uses ``time.process_time`` (CPU time of this process) and keeps the minimum over trials,
+    which is far less sensitive than wall-clock time to other programs sharing the machine.
+    With several torch threads, CPU time adds up the threads' time. One untimed call runs
+    first (warm-up). The result depends on the machine: use it in figures, not in prose.
+
+    Args:
+        problem: the problem.
+        estimator: an :class:`Estimator` or a callable with the same signature.
+        n_samples: samples per estimate.
+        n_repeats: estimates per timed call (vectorised), >= 1.
+        generator: optional ``torch.Generator``.
+        trials: timed calls, >= 1.
+
+    Returns:
+        Seconds per estimate (float).
+
+    Example:
+        >>> toy = BernoulliProblem(torch.zeros(1), lambda b: ((b - 0.499) ** 2).sum(-1))
+        >>> time_per_estimate(toy, get_estimator("reinforce"), 4, 100, trials=2) > 0
+        True
+    """
+    if not isinstance(problem, _Problem):
+        raise TypeError(
+            f"problem must be a CategoricalProblem or BernoulliProblem, got {type_name(problem)}"
+        )
+    check_callable(estimator, "estimator")
+    n_samples = check_int(n_samples, "n_samples", min_value=1)
+    n_repeats = check_int(n_repeats, "n_repeats", min_value=1)
+    trials = check_int(trials, "trials", min_value=1)
+    estimator(problem, None, n_samples, n_repeats, generator)
+    best = math.inf
+    for _ in range(trials):
+        start = time.process_time()
+        estimator(problem, None, n_samples, n_repeats, generator)
+        best = min(best, time.process_time() - start)
+    return best / n_repeats
+
+
+def optimise(
+    problem: Problem,
+    estimator: Estimator | Callable[..., Tensor],
+    *,
+    n_steps: int,
+    lr: float,
+    n_samples: int = 1,
+    n_runs: int = 1,
+    generator: torch.Generator | None = None,
+    logits: Tensor | None = None,
+    optimizer: str = "sgd",
+) -> dict[str, Tensor]:
+    r"""Minimise :math:`\mathbb{E}[f(z)]` over the logits with gradient estimates.
+
+    Runs ``n_runs`` independent optimisations side by side (vectorised: run r is repeat r of
+    the estimator). Each step draws one estimate per run from ``n_samples`` samples and takes
+    an optimiser step on that run's logits. A moving-average baseline is carried over the steps
+    (one average per run). SGD: :math:`\ell \leftarrow \ell - \eta g`. Adam (Kingma and Ba
+    2015, the defaults of ``torch.optim.Adam``: betas 0.9 and 0.999, eps 1e-8) keeps
+    element-wise statistics, so the runs stay independent; its steps have size about ``lr``
+    whatever the scale of the gradient.
+
+    Args:
+        problem: the problem (its logits are the starting point unless ``logits`` is given).
+        estimator: an :class:`Estimator`, or any callable with its signature that accepts
+            ``logits`` of shape ``[n_runs, D]``.
+        n_steps: number of steps, >= 1.
+        lr: learning rate, > 0.
+        n_samples: samples per step and run.
+        n_runs: independent runs, >= 1.
+        generator: optional ``torch.Generator``.
+        logits: starting logits ``[D]`` (default: the problem's).
+        optimizer: ``"sgd"`` or ``"adam"``.
+
+    Returns:
+        dict with ``logits`` ``[n_steps + 1, n_runs, D]`` (the trajectories, starting point
+        first) and ``value`` ``[n_steps + 1, n_runs]`` (the exact objective along them, by
+        enumeration).
+
+    Example:
+        >>> toy = BernoulliProblem(torch.zeros(1), lambda b: ((b - 0.499) ** 2).sum(-1))
+        >>> out = optimise(toy, get_estimator("exact"), n_steps=10, lr=100.0)
+        >>> bool(out["logits"][-1, 0, 0] < 0)  # descends toward theta = 0
+        True
+    """
+    if not isinstance(problem, _Problem):
+        raise TypeError(
+            f"problem must be a CategoricalProblem or BernoulliProblem, got {type_name(problem)}"
+        )
+    check_callable(estimator, "estimator")
+    n_steps = check_int(n_steps, "n_steps", min_value=1)
+    n_samples = check_int(n_samples, "n_samples", min_value=1)
+    n_runs = check_int(n_runs, "n_runs", min_value=1)
+    lr = check_real(lr, "lr", gt=0.0)
+    if optimizer not in ("sgd", "adam"):
+        raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
+    start = problem._logits_or_default(logits)
+    param = start.expand(n_runs, -1).clone()
+    # The updates are written out (same formulas and defaults as torch.optim.SGD / Adam): the
+    # first torch.optim step imports torch._dynamo, several seconds on a small machine.
+    m = torch.zeros_like(param)
+    v = torch.zeros_like(param)
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    state = estimator.new_state() if isinstance(estimator, Estimator) else None
+    trajectory = [param.clone()]
+    for step in range(1, n_steps + 1):
+        kwargs = {"state": state} if state is not None else {}
+        grad = estimator(problem, param, n_samples, n_runs, generator, **kwargs).to(param.dtype)
+        if optimizer == "sgd":
+            param = param - lr * grad
+        else:
+            m = beta1 * m + (1 - beta1) * grad
+            v = beta2 * v + (1 - beta2) * grad**2
+            m_hat = m / (1 - beta1**step)
+            v_hat = v / (1 - beta2**step)
+            param = param - lr * m_hat / (v_hat.sqrt() + eps)
+        trajectory.append(param.clone())
+    path = torch.stack(trajectory)  # [n_steps + 1, n_runs, D]
+    with torch.no_grad():
+        values = problem.exact_values(path.reshape(-1, problem.dim)).reshape(n_steps + 1, n_runs)
+    return {"logits": path, "value": values}

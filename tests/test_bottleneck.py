@@ -1,0 +1,254 @@
+"""Tests of lib.bottleneck against independent oracles (closed forms, quadrature, enumeration,
+torch.optim.Adam, Monte Carlo with standard errors)."""
+
+import doctest
+import functools
+import math
+
+import numpy as np
+import pytest
+import scipy.integrate
+import scipy.stats
+import torch
+
+from lib.bottleneck import (
+    METHODS,
+    DiscreteAutoencoder,
+    _Adam,
+    _losses,
+    circle_data,
+    evaluate_autoencoder,
+    optimal_circle_loss,
+    train_autoencoder,
+)
+from lib.estimators import exact_expectation_categorical
+from lib.gumbel import gumbel_max_sample, sample_gumbel
+from lib.schedules import exponential_anneal
+from tests._helpers import P_MIN, assert_close, gen
+
+# ---------------------------------------------------------------------------------------------
+# data and the optimal quantiser
+# ---------------------------------------------------------------------------------------------
+
+
+def test_circle_data_is_uniform_on_the_circle():
+    x = circle_data(20_000, generator=gen(0))
+    assert x.shape == (20_000, 2) and x.dtype == torch.float32
+    assert_close(x.norm(dim=1), torch.ones(20_000))
+    angles = (torch.atan2(x[:, 1], x[:, 0]).double().numpy() + 2 * np.pi) % (2 * np.pi)
+    assert scipy.stats.kstest(angles, scipy.stats.uniform(0, 2 * np.pi).cdf).pvalue > P_MIN
+
+
+def arc_loss(alpha):
+    """Mean squared distance of a uniform point on an arc of angle alpha to its centroid,
+    by quadrature (the centroid is also found by quadrature)."""
+    cx = scipy.integrate.quad(np.cos, -alpha / 2, alpha / 2)[0] / alpha
+    return scipy.integrate.quad(lambda t: (np.cos(t) - cx) ** 2 + np.sin(t) ** 2,
+                                -alpha / 2, alpha / 2)[0] / alpha
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 8])
+def test_optimal_circle_loss_matches_quadrature_of_equal_arcs(k):
+    assert optimal_circle_loss(k) == pytest.approx(arc_loss(2 * np.pi / k), rel=1e-9)
+
+
+def test_equal_arcs_beat_random_partitions():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        alphas = rng.dirichlet(np.ones(4)) * 2 * np.pi
+        total = sum(a / (2 * np.pi) * arc_loss(a) for a in alphas)
+        assert total >= optimal_circle_loss(4) - 1e-12
+
+
+def test_lloyd_iterations_converge_to_the_optimum():
+    """k-means (Lloyd) from a random start on 5,000 points lands on D*_4 up to sampling error."""
+    x = circle_data(5_000, generator=gen(1)).double()
+    centres = x[torch.randperm(5_000, generator=gen(2))[:4]]
+    for _ in range(50):
+        labels = ((x[:, None, :] - centres[None]) ** 2).sum(-1).argmin(1)
+        centres = torch.stack([x[labels == k].mean(0) for k in range(4)])
+    errors = ((x - centres[labels]) ** 2).sum(1)
+    se = float(errors.std()) / math.sqrt(len(errors))  # standard error of the mean error
+    assert abs(float(errors.mean()) - optimal_circle_loss(4)) < 4 * se + 1e-3
+
+
+# ---------------------------------------------------------------------------------------------
+# the model
+# ---------------------------------------------------------------------------------------------
+
+
+def test_models_start_identical_and_decode_one_hot_to_codebook_rows():
+    model = DiscreteAutoencoder(3, n_codes=5, generator=gen(0))
+    for p in model.parameters():
+        assert p.shape[0] == 3 and torch.equal(p[0], p[1]) and torch.equal(p[0], p[2])
+    assert torch.equal(model.decode(torch.eye(5)).detach(), model.codebook.detach())
+    x = circle_data(7, generator=gen(1))
+    errors = model.squared_errors(x)
+    direct = ((x[None, :, None, :] - model.codebook[:, None, :, :]) ** 2).sum(-1)
+    assert_close(errors, direct)
+    assert model.encode(x).shape == (3, 7, 5)
+
+
+def test_model_refuses_wrong_shapes():
+    model = DiscreteAutoencoder(2)
+    with pytest.raises(ValueError, match="x must have shape"):
+        model.encode(torch.zeros(5, 3))
+    with pytest.raises(ValueError, match="y must have shape"):
+        model.decode(torch.zeros(3, 5, 4))
+    with pytest.raises(TypeError, match="x must be"):
+        model.encode(np.zeros((5, 2)))
+
+
+# ---------------------------------------------------------------------------------------------
+# losses and evaluation
+# ---------------------------------------------------------------------------------------------
+
+
+def test_straight_through_loss_is_the_one_hot_loss_with_the_relaxed_gradient():
+    model = DiscreteAutoencoder(1, generator=gen(0))
+    x = circle_data(64, generator=gen(1))
+    noise = sample_gumbel((64, 4), generator=gen(2))
+    tau = torch.tensor(0.7).view(1, 1, 1)
+    loss = _losses(model, ["straight_through"], x, tau, noise)["straight_through"]
+    params = list(model.parameters())
+    grads = torch.autograd.grad(loss.sum(), params)
+    # oracle: forward = decoding the one-hot sample; backward = dL/dz at the one-hot code,
+    # pushed through the Jacobian of the relaxed sample only
+    logits = model.encode(x)
+    hard = torch.nn.functional.one_hot((logits + noise).argmax(-1), 4).float()
+    hard.requires_grad_(True)
+    hard_loss = ((x - model.decode(hard)) ** 2).sum(-1).mean(-1).sum()
+    assert torch.equal(loss.detach().sum(), hard_loss.detach())
+    (dz,) = torch.autograd.grad(hard_loss, hard, retain_graph=True)
+    soft = torch.softmax((logits + noise) / 0.7, dim=-1)
+    decoded = model.decode(hard.detach())
+    surrogate = (dz.detach() * soft).sum() + ((x - decoded) ** 2).sum(-1).mean(-1).sum()
+    oracle = torch.autograd.grad(surrogate, params)
+    for g, o in zip(grads, oracle):
+        assert_close(g, o)
+
+
+def test_exact_loss_matches_enumeration():
+    model = DiscreteAutoencoder(1, generator=gen(0))
+    x = circle_data(16, generator=gen(1))
+    loss = _losses(model, ["exact"], x, torch.ones(1, 1, 1), torch.zeros(16, 4))["exact"]
+    with torch.no_grad():
+        logits = model.encode(x)[0]
+        codebook = model.codebook[0]
+        values = [exact_expectation_categorical(logits[i], lambda z, i=i: ((x[i] - z @ codebook)
+                                                                           ** 2).sum(-1))
+                  for i in range(16)]
+    assert_close(loss.detach(), torch.stack(values).mean().reshape(1))
+
+
+def test_evaluation_matches_monte_carlo_and_direct_computation():
+    model = DiscreteAutoencoder(1, generator=gen(0))
+    with torch.no_grad():  # make the encoder less uniform so the three losses differ
+        model.w2.mul_(4)
+    x = circle_data(500, generator=gen(1))
+    out = evaluate_autoencoder(model, x, 1.0, n_samples=4, generator=gen(2))
+    with torch.no_grad():
+        logits = model.encode(x)[0]
+        codebook = model.codebook[0]
+        argmax = ((x - codebook[logits.argmax(-1)]) ** 2).sum(-1).mean()
+        assert out["argmax"][0] == pytest.approx(float(argmax), rel=1e-6)
+        # "sample" is an exact expectation: compare with 200 sampled codes per point
+        idx = gumbel_max_sample(logits.expand(200, 500, 4), generator=gen(3))
+        per_draw = ((x - codebook[idx]) ** 2).sum(-1)  # [200, 500]
+        mc, se = float(per_draw.mean()), float(per_draw.mean(0).std()) / math.sqrt(500)
+        assert abs(out["sample"][0] - mc) < 4 * se  # 4 standard errors of the MC average
+        # "relaxed": same noise draws as the function (same generator seed and order)
+        g = gen(2)
+        direct = np.mean([float(((x - torch.softmax((logits + sample_gumbel(
+            (500, 4), generator=g)) / 1.0, -1) @ codebook) ** 2).sum(-1).mean())
+            for _ in range(4)])
+        assert out["relaxed"][0] == pytest.approx(direct, rel=1e-5)
+
+
+def test_relaxed_loss_tends_to_the_sampled_loss_as_tau_falls():
+    model = DiscreteAutoencoder(1, generator=gen(0))
+    x = circle_data(2000, generator=gen(1))
+    out = evaluate_autoencoder(model, x, 1e-3, n_samples=16, generator=gen(2))
+    # per-point losses are bounded by ~4, so the MC error of the relaxed mean is << 0.02
+    assert abs(out["relaxed"][0] - out["sample"][0]) < 0.02
+
+
+# ---------------------------------------------------------------------------------------------
+# the optimiser and training
+# ---------------------------------------------------------------------------------------------
+
+
+def test_adam_matches_torch_optim_adam():
+    p1 = torch.randn(3, 4, generator=gen(0)).requires_grad_()
+    p2 = p1.detach().clone().requires_grad_()
+    mine = _Adam([p1], lr=0.03)
+    reference = torch.optim.Adam([p2], lr=0.03)
+    for step in range(10):
+        grad = torch.randn(3, 4, generator=gen(10 + step))
+        mine.step([grad])
+        p2.grad = grad.clone()
+        reference.step()
+        assert_close(p1.detach(), p2.detach())
+
+
+def test_training_is_deterministic_and_independent_of_the_other_models():
+    alone = train_autoencoder("relaxed", 1.0, n_steps=40, seed=3)
+    again = train_autoencoder("relaxed", 1.0, n_steps=40, seed=3)
+    shared = train_autoencoder(["straight_through", "relaxed", "exact"], [0.3, 1.0, 1.0],
+                               n_steps=40, seed=3)
+    assert np.array_equal(alone.train_loss, again.train_loss)
+    for key in ("relaxed", "sample", "argmax"):
+        assert alone.test[key][0] == again.test[key][0]
+        assert alone.test[key][0] == pytest.approx(shared.test[key][1], rel=1e-5)
+    other_seed = train_autoencoder("relaxed", 1.0, n_steps=40, seed=4)
+    assert alone.test["argmax"][0] != other_seed.test["argmax"][0]
+
+
+def test_training_records_the_schedule():
+    schedule = functools.partial(exponential_anneal, rate=5e-3, every=6)
+    run = train_autoencoder(["relaxed", "straight_through"], [schedule, 2.0], n_steps=30)
+    assert run.taus.shape == (31, 2) and run.train_loss.shape == (30, 2)
+    assert run.taus[:, 0].tolist() == [schedule(s) for s in range(31)]
+    assert (run.taus[:, 1] == 2.0).all()
+
+
+def test_training_reaches_the_optimum_and_relaxed_training_shows_the_mismatch():
+    run = train_autoencoder(["exact", "relaxed"], [1.0, 10.0], seed=0)
+    best = optimal_circle_loss(4)
+    # the exact expected loss is a well-posed objective: 300 steps reach within 10% of D*_4
+    assert run.test["argmax"][0] < 1.1 * best
+    # relaxed training at a high temperature: the relaxed loss beats every discrete code while
+    # the discrete losses are far worse than the optimum
+    assert run.test["relaxed"][1] < 0.5 * best
+    assert run.test["argmax"][1] > 1.5 * best
+    # no discrete loss can beat D*_4 by more than the sampling error of 2,048 test points
+    for key in ("sample", "argmax"):
+        assert (run.test[key] > best - 0.02).all()
+    assert run.objective().tolist() == [run.test["sample"][0], run.test["relaxed"][1]]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"method": "reinforce", "tau": 1.0}, ValueError, "method must be one of"),
+        ({"method": ["relaxed"] * 2, "tau": [1.0] * 3}, ValueError, "same length"),
+        ({"method": "relaxed", "tau": 0.0}, ValueError, "tau"),
+        ({"method": "relaxed", "tau": lambda step: 0.0}, ValueError, "schedule at step 0"),
+        ({"method": "relaxed", "tau": 1.0, "n_steps": 0}, ValueError, "n_steps"),
+        ({"method": "relaxed", "tau": 1.0, "lr": -1.0}, ValueError, "lr"),
+    ],
+)
+def test_validation(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        train_autoencoder(**kwargs)
+
+
+def test_docstring_examples():
+    import lib.bottleneck
+
+    result = doctest.testmod(lib.bottleneck, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0, result
+
+
+def test_methods_constant():
+    assert METHODS == ("relaxed", "straight_through", "exact")
