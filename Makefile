@@ -9,7 +9,7 @@ SUBMISSIONS ?= submissions
 GRADES ?= grades.csv
 
 .PHONY: help install book student-book test lint unit nbval exercises check-exercises \
-        sync-setup grade lab bench timings clean constraints browser-deps
+        sync-setup grade autograder lab bench timings clean constraints browser-deps
 
 help:
 	@echo "make book            build the HTML book into _build/html"
@@ -18,6 +18,7 @@ help:
 	@echo "make exercises       regenerate exercises/ from solutions/"
 	@echo "make grade SUBMISSIONS=folder   grade every notebook in folder -> $(GRADES)"
 	@echo "make student-book    build the book without the solutions part"
+	@echo "make autograder      build the Gradescope autograder zip (_build/autograder.zip)"
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -70,8 +71,12 @@ check-exercises: $(STAMP)
 sync-setup: $(STAMP)
 	$(BIN)/python tools/sync_setup_cells.py
 
+# HIDDEN=path/to/hidden_checks.py adds instructors' hidden checks (see README).
 grade: $(STAMP)
-	$(BIN)/python -m lib.grading $(SUBMISSIONS) --out $(GRADES)
+	$(BIN)/python -m lib.grading $(SUBMISSIONS) --out $(GRADES) $(if $(HIDDEN),--extra $(HIDDEN))
+
+autograder: $(STAMP)
+	$(BIN)/python -m lib.grading.gradescope build _build/autograder.zip $(if $(HIDDEN),--extra $(HIDDEN))
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab chapters

@@ -6,11 +6,15 @@ whole notebooks in the sandbox.
 """
 
 import importlib
+import json
 import linecache
+from pathlib import Path
 
 import pytest
 
 from lib.grading import get_set, list_sets, run_question
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def cases_of(name):
@@ -18,6 +22,30 @@ def cases_of(name):
         return importlib.import_module(f"tests.grading_cases.{name}")
     except ModuleNotFoundError:
         return None
+
+
+def solution_lines(name):
+    """Code lines of the model answers of a set (marked blocks and `# SOLUTION` lines)."""
+    for path in (ROOT / "solutions").glob("*.ipynb"):
+        nb = json.loads(path.read_text())
+        if nb["metadata"].get("exercise_set") != name:
+            continue
+        lines = []
+        for cell in nb["cells"]:
+            if cell["cell_type"] != "code":
+                continue
+            inside = False
+            for line in "".join(cell["source"]).splitlines():
+                if "# BEGIN SOLUTION" in line:
+                    inside = True
+                elif "# END SOLUTION" in line:
+                    inside = False
+                elif inside or line.rstrip().endswith("# SOLUTION"):
+                    code = line.split("#")[0].strip()
+                    if len(code) >= 16:  # short lines ("return x") say nothing
+                        lines.append(code)
+        return lines
+    return []
 
 
 def all_cases():
@@ -58,6 +86,8 @@ def test_case(name, question, source, hint):
         assert not result.passed, "a wrong answer passed"
         assert hint.lower() in result.message.lower(), (
             f"expected a hint mentioning {hint!r}, got: {result.message}")
+        leaked = [line for line in solution_lines(name) if line in result.message]
+        assert not leaked, f"the feedback prints the model answer: {leaked}"
 
 
 @pytest.mark.parametrize("name", list_sets())

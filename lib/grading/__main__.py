@@ -7,6 +7,7 @@ import sys
 import time
 
 from lib.grading.runner import grade_folder
+from lib.grading.sets import load_extra
 
 
 def main(argv=None) -> int:
@@ -19,11 +20,15 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=180,
                     help="seconds allowed for one run of a notebook")
     ap.add_argument("--cell-timeout", type=int, default=60, help="seconds allowed for one cell")
+    ap.add_argument("--extra", action="append", default=[], metavar="FILE.py",
+                    help="a file of extra (hidden) checks; may be repeated")
     args = ap.parse_args(argv)
     start = time.monotonic()
     try:
+        for path in args.extra:
+            load_extra(path)
         subs = grade_folder(args.submissions, args.out, args.feedback, timeout=args.timeout,
-                            cell_timeout=args.cell_timeout)
+                            cell_timeout=args.cell_timeout, extra=args.extra)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

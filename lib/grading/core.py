@@ -59,6 +59,9 @@ class Question:
             student's objects as keyword arguments named as in ``answers``.
         judge: ``judge(data) -> None``; raises :class:`Mistake` with a hint when wrong.
         title: one line shown in feedback.
+        hidden: graded by the batch grader and the autograder only; ``grader.check`` in the
+            notebook does not run it (instructors keep such checks out of the public package,
+            see :func:`lib.grading.sets.load_extra`).
     """
 
     name: str
@@ -67,6 +70,7 @@ class Question:
     probe: Callable[..., Dict[str, Any]]
     judge: Callable[[Dict[str, Any]], None]
     title: str = ""
+    hidden: bool = False
 
 
 @dataclass
@@ -78,7 +82,8 @@ class ExerciseSet:
     questions: Dict[str, Question] = field(default_factory=dict)
 
     def question(
-        self, name: str, *, points: float, answers: Sequence[str], title: str = ""
+        self, name: str, *, points: float, answers: Sequence[str], title: str = "",
+        hidden: bool = False,
     ) -> Callable[[Callable], Callable]:
         """Decorator registering a probe; the judge is attached with ``@probe.judge``.
 
@@ -96,7 +101,7 @@ class ExerciseSet:
         def register(probe: Callable) -> Callable:
             def attach(judge: Callable) -> Callable:
                 self.questions[name] = Question(
-                    name, float(points), tuple(answers), probe, judge, title
+                    name, float(points), tuple(answers), probe, judge, title, hidden
                 )
                 return judge
 
@@ -108,6 +113,11 @@ class ExerciseSet:
     @property
     def total_points(self) -> float:
         return sum(q.points for q in self.questions.values())
+
+    @property
+    def visible(self) -> Dict[str, Question]:
+        """The questions students check in the notebook (all but the hidden ones)."""
+        return {k: q for k, q in self.questions.items() if not q.hidden}
 
 
 @dataclass
@@ -274,7 +284,7 @@ class Checker:
 
     def check(self, name: str) -> None:
         """Check one question and print the verdict (the hint when wrong)."""
-        questions = self.exercise_set.questions
+        questions = self.exercise_set.visible
         if name not in questions:
             raise KeyError(f"no question {name!r} in this set; known: {', '.join(questions)}")
         result = run_question(questions[name], self._namespace())
@@ -283,11 +293,11 @@ class Checker:
     def check_all(self) -> None:
         """Check every question and print a score table."""
         ns = self._namespace()
-        results = [run_question(q, ns) for q in self.exercise_set.questions.values()]
+        results = [run_question(q, ns) for q in self.exercise_set.visible.values()]
         for r in results:
             print(format_result(r))
         got = sum(r.points for r in results)
-        print(f"Total: {got:g} / {self.exercise_set.total_points:g} points")
+        print(f"Total: {got:g} / {sum(r.max_points for r in results):g} points")
 
 
 def format_result(result: Result) -> str:

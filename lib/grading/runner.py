@@ -108,12 +108,15 @@ def decode_data(event: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _run_child(nb_path: Path, set_name: str, skip: Sequence[int], timeout: float,
-               cell_timeout: int, probe_timeout: int) -> Tuple[str, List[Dict[str, Any]]]:
+               cell_timeout: int, probe_timeout: int,
+               extra: Sequence[Path] = ()) -> Tuple[str, List[Dict[str, Any]]]:
     """Run the sandbox once; returns ("finished" | "timeout" | "crashed", events)."""
     read_fd, write_fd = os.pipe()
     cmd = [sys.executable, "-m", "lib.grading.sandbox", str(nb_path), set_name,
            "--fd", str(write_fd), "--skip", ",".join(map(str, skip)),
            "--cell-timeout", str(cell_timeout), "--probe-timeout", str(probe_timeout)]
+    for path in extra:
+        cmd += ["--extra", str(Path(path).resolve())]
     work = nb_path.parent
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1", HOME=str(work),
                MPLCONFIGDIR=str(work / ".mpl"), PYTHONNOUSERSITE="1")
@@ -165,7 +168,8 @@ def _kill(proc: subprocess.Popen) -> None:
 
 
 def grade_notebook(path: Path | str, *, timeout: float = 180, cell_timeout: int = 60,
-                   probe_timeout: int = 60, attempts: int = 3) -> Submission:
+                   probe_timeout: int = 60, attempts: int = 3,
+                   extra: Sequence[Path | str] = ()) -> Submission:
     """Grade one notebook file. Never raises for anything inside the file.
 
     Args:
@@ -175,6 +179,8 @@ def grade_notebook(path: Path | str, *, timeout: float = 180, cell_timeout: int 
         probe_timeout: limit for checking one question.
         attempts: runs allowed; a run killed by the wall-clock limit or a crash is repeated with
             the guilty cell skipped, so the other questions are still graded.
+        extra: instructors' files of extra (hidden) checks, already loaded in this process with
+            :func:`lib.grading.sets.load_extra`; the sandbox loads them too.
     """
     path = Path(path)
     start = time.monotonic()
@@ -209,7 +215,8 @@ def grade_notebook(path: Path | str, *, timeout: float = 180, cell_timeout: int 
         skip: List[int] = []
         state, events = "crashed", []
         for _ in range(attempts):
-            state, events = _run_child(copy, name, skip, timeout, cell_timeout, probe_timeout)
+            state, events = _run_child(copy, name, skip, timeout, cell_timeout, probe_timeout,
+                                       [Path(p) for p in extra])
             if state == "finished":
                 break
             guilty = _guilty_cell(events)

@@ -117,6 +117,7 @@ def main(argv: List[str] | None = None) -> int:
     ap.add_argument("--skip", default="")
     ap.add_argument("--cell-timeout", type=int, default=60)
     ap.add_argument("--probe-timeout", type=int, default=60)
+    ap.add_argument("--extra", action="append", default=[], help="instructors' extra checks")
     args = ap.parse_args(argv)
 
     skip = {int(s) for s in args.skip.split(",") if s.strip()}
@@ -128,8 +129,10 @@ def main(argv: List[str] | None = None) -> int:
     import torch  # noqa: F401
 
     from lib.grading.core import collect
-    from lib.grading.sets import get_set
+    from lib.grading.sets import get_set, load_extra
 
+    for path in args.extra:
+        load_extra(path)
     questions = list(get_set(args.exercise_set).questions.values())
     channel = os.fdopen(args.fd, "w", buffering=1)
 

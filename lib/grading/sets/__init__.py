@@ -14,7 +14,7 @@ from typing import Dict, List
 
 from lib.grading.core import ExerciseSet
 
-__all__ = ["get_set", "list_sets", "all_sets"]
+__all__ = ["get_set", "list_sets", "all_sets", "load_extra"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -36,3 +36,33 @@ def get_set(name: str) -> ExerciseSet:
 
 def all_sets() -> Dict[str, ExerciseSet]:
     return {name: get_set(name) for name in list_sets()}
+
+
+def load_extra(path) -> None:
+    """Run an instructor's file of extra (typically hidden) checks, which registers questions.
+
+    The file is ordinary Python kept outside the public package, for example::
+
+        from lib.grading import get_set
+        from lib.grading.core import Mistake, as_float_array
+
+        SET = get_set("gumbel_max")
+
+        @SET.question("q1_tail", points=1, answers=["sample_gumbel"], hidden=True)
+        def probe(sample_gumbel):
+            return {"samples": as_float_array(sample_gumbel(50_000))}
+
+        @probe.judge
+        def _(data):
+            if (data["samples"] > 8).mean() > 0.001:
+                raise Mistake("Too many samples above 8 for a standard Gumbel.")
+    """
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"extra checks file {path} does not exist")
+    spec = importlib.util.spec_from_file_location(f"_extra_checks_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
