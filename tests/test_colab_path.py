@@ -7,6 +7,8 @@ after which every ``grader.check`` runs. Built once per test session (about a mi
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests import colab_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,3 +39,16 @@ def test_solution_notebook_alone_passes_its_checks(colab, tmp_path):
     for cell in checks:
         text = colab_env.outputs_text(cell)
         assert "passed" in text and "not yet" not in text, text
+
+
+CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_runs_alone_in_a_colab_like_environment(colab, tmp_path, chapter):
+    """Every chapter, opened alone like Colab does, runs end to end (errors raise here)."""
+    jupyter_path, _ = colab
+    nb = colab_env.run_alone(chapter, tmp_path / "alone", jupyter_path)
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -93,9 +94,17 @@ def build_bundle(out_zip: Path, extra: Sequence[Path] = (), root: Path | None = 
     root = Path(root) if root else Path(__file__).resolve().parents[2]
     out_zip = Path(out_zip)
     with tempfile.TemporaryDirectory() as tmp:
+        # Build from a clean copy of the package sources: setuptools leaves a build/ folder
+        # next to the sources, which must not appear in (or go stale in) the repository.
+        src = Path(tmp) / "src"
+        src.mkdir()
+        for name in ("pyproject.toml", "README.md", "LICENSE"):
+            shutil.copy2(root / name, src / name)
+        shutil.copytree(root / "lib", src / "lib",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         wheels = Path(tmp) / "wheels"
         subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                        "--wheel-dir", str(wheels), str(root)], check=True,
+                        "--wheel-dir", str(wheels), str(src)], check=True,
                        capture_output=True)
         wheel = next(wheels.glob("*.whl"))
         out_zip.parent.mkdir(parents=True, exist_ok=True)
