@@ -9,27 +9,16 @@ from __future__ import annotations
 
 import itertools
 import math
-import random
 
 import numpy as np
 
 from lib.grading.core import ExerciseSet, Mistake, as_float_array, expect_finite
+from lib.grading.probing import attempt as _attempt
+from lib.grading.probing import seed_all
 
 SET = ExerciseSet("estimator_lab", "Comparing gradient estimators (a lab)")
 
 TARGET = 0.499
-
-
-def seed_all(seed: int) -> None:
-    """Seed every generator a student might use without passing one (numpy, torch, random)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    try:
-        import torch
-
-        torch.manual_seed(seed)
-    except ImportError:  # pragma: no cover - torch is a dependency of the book
-        pass
 
 
 def _sigmoid(x: float) -> float:
@@ -45,14 +34,6 @@ def _number(value, what: str) -> float:
     if arr.size != 1:
         raise Mistake(f"{what} should be a single number, got an array of shape {arr.shape}.")
     return float(arr.reshape(-1)[0])
-
-
-def _attempt(fn, *args):
-    """Call student code; return ``(value, None)`` or ``(None, error message)``."""
-    try:
-        return fn(*args), None
-    except Exception as exc:  # noqa: BLE001 - the student's error becomes feedback
-        return None, f"{type(exc).__name__}: {exc}"[:300]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -344,8 +325,8 @@ def _(data):
         return
     if np.all(thetas > 0.5):
         raise Mistake(f"theta ends at {shown} in three runs from theta = 0.5: it went UP. "
-                      "You are ascending the gradient; to minimise the cost, step against it "
-                      "(logit -= lr * gradient).")
+                      "You are ascending the gradient; to minimise the cost, move the logit in the "
+                      "direction opposite to the gradient estimate.")
     if np.all(np.abs(thetas - 0.5) < 1e-9):
         raise Mistake("theta never moved from 0.5: your updates are zero or far too small. "
                       "The true gradient is tiny (0.0005 with respect to the logit at "

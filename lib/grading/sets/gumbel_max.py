@@ -2,38 +2,19 @@
 
 from __future__ import annotations
 
-import inspect
-import random
 import re
 
 import numpy as np
 from scipy import stats
 
 from lib.grading.core import ExerciseSet, Mistake, as_float_array, expect_finite, expect_shape
+from lib.grading.probing import attempt as _attempt
+from lib.grading.probing import seed_all, source_of
 
 SET = ExerciseSet("gumbel_max", "The Gumbel distribution and the Gumbel-max trick")
 
 EULER_GAMMA = float(np.euler_gamma)
 GUMBEL_VAR = float(np.pi**2 / 6)
-
-
-def seed_all(seed: int) -> None:
-    """Seed every generator a student might use without passing one (numpy, torch, random)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    try:
-        import torch
-
-        torch.manual_seed(seed)
-    except ImportError:  # pragma: no cover - torch is a dependency of the book
-        pass
-
-
-def source_of(fn) -> str:
-    try:
-        return inspect.getsource(fn)
-    except (OSError, TypeError):
-        return ""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -88,14 +69,6 @@ def _(data):
     if p < 1e-4:
         raise Mistake(f"Mean and variance are right, but a Kolmogorov-Smirnov test rejects the "
                       f"Gumbel shape (p = {p:.1e}). Are the samples independent?")
-
-
-def _attempt(fn, *args):
-    """Call student code; return ``(value, None)`` or ``(None, error message)``."""
-    try:
-        return fn(*args), None
-    except Exception as exc:  # noqa: BLE001 - the student's error becomes feedback
-        return None, f"{type(exc).__name__}: {exc}"[:300]
 
 
 def _softmax(logits) -> np.ndarray:

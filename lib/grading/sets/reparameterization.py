@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import inspect
 import io
 import math
-import random
 import re
 import tokenize
 
@@ -13,32 +11,10 @@ import numpy as np
 from scipy import stats
 
 from lib.grading.core import ExerciseSet, Mistake, as_float_array, expect_finite, expect_shape
+from lib.grading.probing import attempt as _call
+from lib.grading.probing import seed_all, source_of
 
 SET = ExerciseSet("reparameterization", "The reparameterization trick")
-
-
-def seed_all(seed: int) -> None:
-    """Seed every generator a student might use without passing one (numpy, torch, random)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    import torch
-
-    torch.manual_seed(seed)
-
-
-def source_of(fn) -> str:
-    try:
-        return inspect.getsource(fn)
-    except (OSError, TypeError):
-        return ""
-
-
-def _call(fn, *args):
-    """Call student code; return ``(value, None)`` or ``(None, error message)``."""
-    try:
-        return fn(*args), None
-    except Exception as exc:  # noqa: BLE001 - the student's error becomes feedback
-        return None, f"{type(exc).__name__}: {exc}"[:300]
 
 
 def _pair(value, what):

@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import itertools
-import random
 from functools import lru_cache
 
 import numpy as np
 
 from lib.grading.core import ExerciseSet, Mistake, as_float_array, expect_finite, expect_shape
+from lib.grading.probing import attempt as _call
+from lib.grading.probing import seed_all
 
 SET = ExerciseSet("stochastic_nodes", "Stochastic nodes in neural networks")
-
-
-def seed_all(seed: int) -> None:
-    """Seed every generator a student might use without passing one (numpy, torch, random)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    import torch
-
-    torch.manual_seed(seed)
-
-
-def _call(fn, *args):
-    """Call student code; return ``(value, None)`` or ``(None, error message)``."""
-    try:
-        return fn(*args), None
-    except Exception as exc:  # noqa: BLE001 - the student's error becomes feedback
-        return None, f"{type(exc).__name__}: {exc}"[:300]
 
 
 def _close(a, b, rtol=1e-4, atol=1e-6) -> bool:
