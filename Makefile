@@ -43,12 +43,15 @@ student-book: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check lib tests tools
 
+# Tests and notebooks run on both cores (pytest-xdist). Each process keeps PyTorch to one
+# thread (OMP_NUM_THREADS=1): two processes x two threads on two cores would oversubscribe, and
+# notebooks are executed (tools/execute.py) with the same setting, so stored outputs match.
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -q -n 2 --dist loadgroup
 
 nbval: $(STAMP)
-	$(BIN)/python -m pytest --nbval chapters solutions --nbval-current-env \
-	    --nbval-sanitize-with tests/nbval_sanitize.cfg --ignore=_build -q -p no:randomly
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest --nbval chapters solutions --nbval-current-env \
+	    --nbval-sanitize-with tests/nbval_sanitize.cfg --ignore=_build -q -n 2 --dist loadfile
 
 test: lint browser-deps book unit nbval
 	@echo "make test: all passed"

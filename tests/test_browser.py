@@ -25,6 +25,9 @@ import pytest
 from tools.setup_cell import repository
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# One worker runs all of these, so the expensive fixture is built once (pytest -n, loadgroup).
+pytestmark = pytest.mark.xdist_group("browser")
 HTML = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -13,6 +13,9 @@ from tests import colab_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# One worker runs all of these, so the expensive fixture is built once (pytest -n, loadgroup).
+pytestmark = pytest.mark.xdist_group("colab")
+
 
 def test_exercise_notebook_alone_installs_lib_and_runs_every_check(colab, tmp_path):
     jupyter_path, python = colab

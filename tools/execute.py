@@ -3,12 +3,15 @@
     python -m tools.execute chapters/03_gumbel_max.ipynb ...   # run and save
     python -m tools.execute --report chapters solutions        # run, report times, save nothing
 
-Each notebook runs in a fresh kernel from its own folder, like nbval and Jupyter do.
+Each notebook runs in a fresh kernel from its own folder, like nbval and Jupyter do, with
+PyTorch limited to one thread (OMP_NUM_THREADS=1) exactly as `make nbval` runs it, so that the
+stored outputs are the ones CI reproduces.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,6 +20,9 @@ import nbformat
 from nbclient import NotebookClient
 
 KERNEL_META = {"display_name": "Python 3", "language": "python", "name": "python3"}
+
+
+os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the kernels started below
 
 
 def execute(path: Path, save: bool = True, timeout: int = 600) -> float:
