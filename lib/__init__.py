@@ -4,6 +4,8 @@ Modules, one concept each:
 
 - :mod:`lib.gumbel`: the Gumbel distribution, the Gumbel-max trick, Gumbel-top-k.
 - :mod:`lib.relaxed`: Gumbel-softmax (Concrete), the relaxed Bernoulli, tempered sampling.
+- :mod:`lib.temperature`: the temperature experiment and total-variation distances.
+- :mod:`lib.widgets`: the interactive temperature explorer (ipywidgets 7 and 8).
 - :mod:`lib.structured`: perturb-and-MAP over structures, ordered draws without replacement.
 - :mod:`lib.estimators`: straight-through, REINFORCE, baselines, exact gradients by enumeration.
 - :mod:`lib.schedules`: temperature annealing.

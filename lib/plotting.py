@@ -117,6 +117,8 @@ def simplex_scatter(ax: plt.Axes, points, *, labels: Optional[Sequence[str]] = N
         ax.axis("off")
         ax._book_simplex = True
     xy = pts @ SIMPLEX_CORNERS
-    ax.scatter(xy[:, 0], xy[:, 1], s=size, alpha=alpha, marker=marker, linewidths=0,
+    filled = marker in ("o", "s", "^", "v", "<", ">", "D", "d", "p", "h", "H", "8", "*", "P", "X")
+    ax.scatter(xy[:, 0], xy[:, 1], s=size, alpha=alpha, marker=marker,
+               linewidths=0 if filled else 1.5,  # line markers (+, x) need a line width
                color=color if color is not None else COLORS["relaxed"], label=label)
     return ax

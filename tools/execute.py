@@ -36,6 +36,9 @@ def execute(path: Path, save: bool = True, timeout: int = 600) -> float:
     seconds = time.perf_counter() - start
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
+    # Widget state changes on every run (new model ids) and would make the built page load the
+    # widget manager from a CDN; the book shows a static figure next to each widget instead.
+    nb.metadata.pop("widgets", None)
     if save:
         nbformat.write(nb, path)
     return seconds
