@@ -1,0 +1,508 @@
+"""Tests of lib.vae against torch.distributions, exact enumeration and the raw scikit-learn data."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.distributions import Bernoulli, Categorical, kl_divergence
+
+from lib.gumbel import sample_gumbel
+from lib.vae import (
+    ESTIMATORS,
+    CategoricalVAE,
+    DigitsData,
+    all_codes,
+    bernoulli_log_likelihood,
+    categorical_kl_uniform,
+    discrete_negative_elbo,
+    exact_negative_elbo,
+    jang_anneal,
+    load_binarized_digits,
+    plot_digit_grid,
+    sample_latent,
+    train_vae,
+    vae_loss,
+)
+from tests._helpers import assert_close, gen
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny layers: one thread is faster, and far faster on a loaded machine. Restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+# ------------------------------------------------------------------------------------ data
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_binarized_digits()
+
+
+def test_digits_are_binarised_with_the_documented_threshold(data):
+    from sklearn.datasets import load_digits
+
+    raw = load_digits()
+    assert data.threshold == 8
+    assert tuple(data.train.shape) == (1437, 64) and tuple(data.test.shape) == (360, 64)
+    assert data.train.dtype == torch.float32
+    assert set(torch.cat([data.train, data.test]).unique().tolist()) == {0.0, 1.0}
+    # every binarised image is (raw >= 8) of a raw image with the same label: rebuild the split
+    rows = {tuple((img >= 8).astype(int)): set() for img in raw.data}
+    for img, label in zip(raw.data, raw.target):
+        rows[tuple((img >= 8).astype(int))].add(int(label))
+    for x, y in zip(data.test, data.test_labels):
+        assert int(y) in rows[tuple(x.int().tolist())]
+
+
+def test_split_is_a_seeded_partition(data):
+    again = load_binarized_digits()
+    assert torch.equal(again.train, data.train) and torch.equal(again.test, data.test)
+    other = load_binarized_digits(seed=1)
+    assert not torch.equal(other.test, data.test)
+    # a partition: the label counts of train + test equal those of the whole data set
+    from sklearn.datasets import load_digits
+
+    counts = np.bincount(load_digits().target, minlength=10)
+    ours = np.bincount(torch.cat([data.train_labels, data.test_labels]).numpy(), minlength=10)
+    np.testing.assert_array_equal(ours, counts)
+
+
+def test_threshold_changes_the_fraction_of_ink():
+    low, high = load_binarized_digits(threshold=1), load_binarized_digits(threshold=16)
+    assert low.train.mean() > high.train.mean()
+
+
+@pytest.mark.parametrize("kwargs", [{"threshold": 0}, {"threshold": 17}, {"test_size": 0},
+                                    {"test_size": 1797}, {"seed": -1}])
+def test_load_rejects_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        load_binarized_digits(**kwargs)
+
+
+# ------------------------------------------------------------------------------------ KL
+
+
+def test_kl_matches_torch_distributions():
+    logits = 3 * torch.randn(50, 8, 10, generator=gen(0), dtype=torch.float64)
+    uniform = Categorical(probs=torch.full((10,), 0.1, dtype=torch.float64))
+    expected = kl_divergence(Categorical(logits=logits), uniform)
+    assert_close(categorical_kl_uniform(logits), expected)
+
+
+def test_kl_gradient_matches_torch_distributions():
+    logits = torch.randn(6, 5, generator=gen(1), dtype=torch.float64, requires_grad=True)
+    uniform = Categorical(probs=torch.full((5,), 0.2, dtype=torch.float64))
+    (ours,) = torch.autograd.grad(categorical_kl_uniform(logits).sum(), logits)
+    (theirs,) = torch.autograd.grad(kl_divergence(Categorical(logits=logits), uniform).sum(),
+                                    logits)
+    assert_close(ours, theirs)
+
+
+def test_kl_is_nonnegative_zero_at_uniform_and_log_k_at_one_hot():
+    logits = 5 * torch.randn(1000, 7, generator=gen(2))
+    assert bool((categorical_kl_uniform(logits) >= 0).all())
+    assert_close(categorical_kl_uniform(torch.full((3, 7), 2.5)), torch.zeros(3), atol=1e-6)
+    one_hot_like = torch.tensor([[100.0, 0.0, 0.0, 0.0]], dtype=torch.float64)
+    assert_close(categorical_kl_uniform(one_hot_like),
+                 torch.tensor([math.log(4)], dtype=torch.float64))
+    assert bool((categorical_kl_uniform(logits) <= math.log(7) + 1e-5).all())
+
+
+def test_kl_with_masked_category_is_finite_with_finite_gradient():
+    logits = torch.tensor([[0.0, 1.0, -math.inf]], dtype=torch.float64, requires_grad=True)
+    kl = categorical_kl_uniform(logits)
+    q = torch.softmax(torch.tensor([0.0, 1.0], dtype=torch.float64), -1)
+    expected = (q * q.log()).sum() + math.log(3)
+    assert_close(kl, expected.reshape(1))
+    kl.sum().backward()
+    assert bool(torch.isfinite(logits.grad).all())
+
+
+def test_kl_along_another_dim():
+    logits = torch.randn(4, 6, generator=gen(3))
+    assert_close(categorical_kl_uniform(logits, dim=0), categorical_kl_uniform(logits.T))
+
+
+def test_kl_rejects_nan():
+    with pytest.raises(ValueError, match="NaN"):
+        categorical_kl_uniform(torch.tensor([0.0, math.nan]))
+
+
+# ------------------------------------------------------------------------- likelihood
+
+
+def test_bernoulli_log_likelihood_matches_torch_distributions_and_broadcasts():
+    pixel_logits = 4 * torch.randn(3, 5, 64, generator=gen(4), dtype=torch.float64)
+    x = (torch.rand(5, 64, generator=gen(5)) < 0.4).double()
+    expected = Bernoulli(logits=pixel_logits).log_prob(x.expand(3, 5, 64)).sum(-1)
+    assert_close(bernoulli_log_likelihood(pixel_logits, x), expected)
+
+
+def test_bernoulli_log_likelihood_is_finite_for_saturated_logits():
+    out = bernoulli_log_likelihood(torch.tensor([200.0, -200.0]), torch.tensor([0.0, 1.0]))
+    assert_close(out, torch.tensor(-400.0))
+
+
+# ---------------------------------------------------------------------------- model
+
+
+def tiny_model(seed=0, n_latent=2, n_categories=3):
+    torch.manual_seed(seed)
+    return CategoricalVAE(n_latent=n_latent, n_categories=n_categories, n_hidden=8).double()
+
+
+def oracle_negative_elbo(model, x):
+    """-ELBO of each image by enumerating every code (K**N of them): the oracle."""
+    n, k = model.n_latent, model.n_categories
+    codes = torch.stack([F.one_hot(torch.tensor(c), k) for c in
+                         itertools.product(range(k), repeat=n)]).double()  # [K**N, N, K]
+    logits = model.encode(x)  # [B, N, K]
+    log_q = torch.log_softmax(logits, -1)
+    log_q_codes = torch.einsum("cnk,bnk->cb", codes, log_q)  # [K**N, B]
+    cost = -bernoulli_log_likelihood(model.decode(codes).unsqueeze(1), x)  # [K**N, B]
+    expected_cost = (log_q_codes.exp() * cost).sum(0)
+    log_prior = -n * math.log(k)
+    kl = (log_q_codes.exp() * (log_q_codes - log_prior)).sum(0)  # KL of the joint, enumerated
+    return expected_cost + kl
+
+
+def test_encode_decode_shapes_and_no_activation_on_logits():
+    model = CategoricalVAE()
+    logits = model.encode(torch.rand(7, 64, generator=gen(6)).round())
+    assert logits.shape == (7, 8, 10)
+    assert bool((logits < 0).any()), "logits must be able to be negative (no ReLU)"
+    assert model.decode(torch.zeros(3, 7, 8, 10)).shape == (3, 7, 64)
+    with pytest.raises(ValueError, match="64 pixels"):
+        model.encode(torch.zeros(2, 63))
+    with pytest.raises(ValueError, match="must end in"):
+        model.decode(torch.zeros(2, 10, 8))
+
+
+def test_stacked_models_compute_what_separate_models_compute():
+    torch.manual_seed(0)
+    plain = [CategoricalVAE(n_latent=3, n_categories=4, n_hidden=16) for _ in range(2)]
+    stacked = CategoricalVAE(n_latent=3, n_categories=4, n_hidden=16, n_models=2)
+    with torch.no_grad():
+        for i in (0, 2):  # copy each plain model's Linear layers into slot m
+            for part in ("encoder", "decoder"):
+                target = getattr(stacked, part)[i]
+                for m, model in enumerate(plain):
+                    source = getattr(model, part)[i]
+                    target.weight[m] = source.weight.T
+                    target.bias[m, 0] = source.bias
+    x = torch.rand(2, 5, 64, generator=gen(29)).round()
+    z = F.one_hot(torch.randint(4, (2, 5, 3), generator=gen(30)), 4).float()
+    for m, model in enumerate(plain):
+        assert_close(stacked.encode(x)[m], model.encode(x[m]), atol=1e-5)
+        assert_close(stacked.decode(z)[m], model.decode(z[m]), atol=1e-5)
+    # images without a model dimension are fed to every model
+    assert_close(stacked.encode(x[0])[1], plain[1].encode(x[0]), atol=1e-5)
+
+
+def test_stacked_models_share_nothing():
+    """Each model's gradient is that of its own mean loss, untouched by the other's data."""
+    torch.manual_seed(0)
+    model = CategoricalVAE(n_latent=3, n_categories=4, n_hidden=16, n_models=2)
+    x = torch.rand(2, 5, 64, generator=gen(31)).round()
+    for estimator in ESTIMATORS:
+        out = vae_loss(model, x, estimator, tau=0.5, n_samples=2, generator=gen(32))
+        if estimator != "reinforce_loo":  # loss = sum over models of each model's mean
+            assert_close(out.loss.detach(), out.negative_elbo.mean(-1).sum(), rtol=1e-5)
+        grads = torch.autograd.grad(out.loss, list(model.parameters()))
+        other = x.clone()
+        other[0] = 1 - other[0]  # change model 0's images only
+        out2 = vae_loss(model, other, estimator, tau=0.5, n_samples=2, generator=gen(32))
+        grads2 = torch.autograd.grad(out2.loss, list(model.parameters()))
+        for g1, g2 in zip(grads, grads2):
+            assert torch.equal(g1[1], g2[1]), estimator  # model 1: bit for bit the same
+            assert not torch.equal(g1[0], g2[0])
+
+
+def test_plain_model_loss_is_the_batch_mean():
+    model = tiny_model(5)
+    x = (torch.rand(4, 64, generator=gen(33)) < 0.3).double()
+    out = vae_loss(model, x, "gumbel_softmax", tau=0.5, n_samples=3, generator=gen(34))
+    assert_close(out.loss.detach(), out.negative_elbo.mean())
+
+
+def test_stacked_model_needs_a_batch_dimension():
+    with pytest.raises(ValueError, match="batch dimension"):
+        CategoricalVAE(n_models=2).encode(torch.zeros(64))
+
+
+def test_sample_prior_and_reconstruct_are_probabilities():
+    model = CategoricalVAE()
+    images = model.sample_prior(5, generator=gen(7))
+    assert images.shape == (5, 64) and bool(((images > 0) & (images < 1)).all())
+    assert model.reconstruct(torch.zeros(4, 64)).shape == (4, 64)
+    stacked = CategoricalVAE(n_models=2)
+    assert stacked.sample_prior(5, generator=gen(7)).shape == (2, 5, 64)
+
+
+def test_discrete_negative_elbo_matches_enumeration():
+    model = tiny_model(0)
+    x = (torch.rand(4, 64, generator=gen(8)) < 0.3).double()
+    exact = oracle_negative_elbo(model, x)
+    n_samples = 20_000
+    estimate = discrete_negative_elbo(model, x, n_samples=n_samples, generator=gen(9))
+    # standard error of the Monte Carlo mean, from the spread of the per-sample costs
+    logits = model.encode(x)
+    q = torch.softmax(logits, -1)
+    z = torch.distributions.OneHotCategorical(probs=q).sample((2000,))
+    with torch.no_grad():
+        sd = (-bernoulli_log_likelihood(model.decode(z), x)).std(0)
+    se = sd / math.sqrt(n_samples)
+    assert bool(((estimate - exact).abs() <= 5 * se + 1e-9).all()), (estimate, exact, se)
+
+
+def test_exact_negative_elbo_matches_the_oracle_and_its_gradient():
+    model = tiny_model(6, n_latent=3, n_categories=2)
+    x = (torch.rand(5, 64, generator=gen(35)) < 0.4).double()
+    ours, oracle = exact_negative_elbo(model, x), oracle_negative_elbo(model, x)
+    assert_close(ours, oracle)
+    g1 = torch.autograd.grad(ours.sum(), list(model.parameters()))
+    g2 = torch.autograd.grad(oracle_negative_elbo(model, x).sum(), list(model.parameters()))
+    for a, b in zip(g1, g2):
+        assert_close(a, b)
+    with pytest.raises(ValueError, match="too many"):
+        exact_negative_elbo(CategoricalVAE(), x.float())
+
+
+def test_all_codes_enumerates_every_code_once():
+    codes = all_codes(3, 4)
+    assert codes.shape == (64, 3, 4)
+    index = codes.argmax(-1)
+    expected = torch.tensor(list(itertools.product(range(4), repeat=3)))
+    assert torch.equal(index, expected)
+    assert bool((codes.sum(-1) == 1).all())
+
+
+def test_elbo_is_a_lower_bound_on_log_likelihood():
+    model = tiny_model(1)
+    x = (torch.rand(3, 64, generator=gen(10)) < 0.5).double()
+    n, k = model.n_latent, model.n_categories
+    codes = torch.stack([F.one_hot(torch.tensor(c), k) for c in
+                         itertools.product(range(k), repeat=n)]).double()
+    log_px_z = bernoulli_log_likelihood(model.decode(codes).unsqueeze(1), x)
+    log_px = torch.logsumexp(log_px_z - n * math.log(k), dim=0)
+    assert bool((oracle_negative_elbo(model, x) >= -log_px - 1e-9).all())
+
+
+# ------------------------------------------------------------------------ estimators
+
+
+def test_sample_latent_forward_values():
+    logits = torch.randn(5, 3, 4, generator=gen(11), requires_grad=True)
+    for estimator in ("st_gumbel_softmax", "straight_through", "reinforce_loo"):
+        z = sample_latent(logits, estimator, tau=0.5, n_samples=6, generator=gen(12))
+        assert z.shape == (6, 5, 3, 4)
+        assert bool(((z == 0) | (z == 1)).all()) and bool((z.sum(-1) == 1).all())
+    soft = sample_latent(logits, "gumbel_softmax", tau=0.5, n_samples=6, generator=gen(12))
+    hard = sample_latent(logits, "st_gumbel_softmax", tau=0.5, n_samples=6, generator=gen(12))
+    assert torch.equal(hard, F.one_hot(soft.argmax(-1), 4).float())  # same noise, same argmax
+    assert not sample_latent(logits, "reinforce_loo", n_samples=2).requires_grad
+
+
+def test_st_gumbel_gradient_is_the_relaxed_one():
+    logits = torch.randn(2, 3, 4, generator=gen(13), requires_grad=True)
+    weights = torch.randn(1, 2, 3, 4, generator=gen(14))
+    soft = sample_latent(logits, "gumbel_softmax", tau=0.7, generator=gen(15))
+    (g_soft,) = torch.autograd.grad((soft * weights).sum(), logits)
+    hard = sample_latent(logits, "st_gumbel_softmax", tau=0.7, generator=gen(15))
+    (g_hard,) = torch.autograd.grad((hard * weights).sum(), logits)
+    assert_close(g_hard, g_soft)
+
+
+def test_straight_through_gradient_is_that_of_the_probabilities():
+    logits = torch.randn(2, 3, 4, generator=gen(16), requires_grad=True)
+    weights = torch.randn(1, 2, 3, 4, generator=gen(17))
+    z = sample_latent(logits, "straight_through", generator=gen(18))
+    (g,) = torch.autograd.grad((z * weights).sum(), logits)
+    (expected,) = torch.autograd.grad((torch.softmax(logits, -1) * weights).sum(), logits)
+    assert_close(g, expected)
+
+
+def test_sample_latent_draws_from_q():
+    logits = torch.tensor([[0.5, -1.0, 2.0]])
+    z = sample_latent(logits, "reinforce_loo", n_samples=20_000, generator=gen(19))
+    from tests._helpers import assert_counts_match
+
+    assert_counts_match(z.argmax(-1), torch.softmax(logits[0].double(), -1))
+
+
+def flat_grad(model):
+    return torch.cat([p.grad.flatten() for p in model.parameters()])
+
+
+def test_reinforce_loo_gradient_is_unbiased_for_every_parameter():
+    """The mean of many REINFORCE-LOO gradients matches the exact gradient of the -ELBO."""
+    model = tiny_model(2)
+    x = (torch.rand(3, 64, generator=gen(20)) < 0.3).double()
+    model.zero_grad()
+    oracle_negative_elbo(model, x).mean().backward()
+    exact = flat_grad(model).clone()
+    estimates = []
+    g = gen(21)
+    for _ in range(40):  # 40 independent estimates, each averaging 500 samples per image
+        model.zero_grad()
+        vae_loss(model, x, "reinforce_loo", n_samples=500, generator=g).loss.backward()
+        estimates.append(flat_grad(model).clone())
+    estimates = torch.stack(estimates)
+    mean, se = estimates.mean(0), estimates.std(0) / math.sqrt(len(estimates))
+    z = (mean - exact) / (se + 1e-12)
+    # tolerance sized by the standard error: no coordinate (about 1,200 of them) is more than
+    # 5.5 SE away (t with 39 degrees of freedom), and the mean squared z-score is near 1
+    assert bool((z.abs() < 5.5).all()), float(z.abs().max())
+    assert 0.6 < float((z[se > 0] ** 2).mean()) < 1.6
+    # and the estimator is not trivially right: the gradient is far from zero
+    assert float(exact.abs().max()) > 10 * float(se.max())
+
+
+def test_pathwise_estimators_give_the_exact_decoder_gradient_in_the_one_hot_case():
+    """With one-hot forward samples the decoder's gradient is unbiased (ST and ST-Gumbel)."""
+    model = tiny_model(3)
+    x = (torch.rand(2, 64, generator=gen(22)) < 0.3).double()
+    model.zero_grad()
+    oracle_negative_elbo(model, x).mean().backward()
+    n_dec = sum(p.numel() for p in model.decoder.parameters())
+    exact = flat_grad(model)[-n_dec:].clone()
+    for estimator in ("straight_through", "st_gumbel_softmax"):
+        model.zero_grad()
+        vae_loss(model, x, estimator, n_samples=40_000, generator=gen(23)).loss.backward()
+        decoder = flat_grad(model)[-n_dec:]
+        scale = float(exact.abs().max())
+        # 40,000 one-hot samples per image: the Monte Carlo error is about sd / 200 per
+        # coordinate, far below 5% of the largest coordinate
+        assert float((decoder - exact).abs().max()) < 0.05 * scale, estimator
+
+
+def test_a_sampler_function_can_replace_the_estimator():
+    """A user's own ST-Gumbel sampler gives exactly what the built-in one gives."""
+
+    def my_st_gumbel(logits, tau, generator):
+        noise = sample_gumbel(logits.shape, generator=generator, dtype=logits.dtype)
+        soft = torch.softmax((logits + noise) / tau, dim=-1)
+        hard = F.one_hot(soft.argmax(-1), logits.shape[-1]).to(soft.dtype)
+        return hard + (soft - soft.detach())
+
+    model = tiny_model(7)
+    x = (torch.rand(4, 64, generator=gen(36)) < 0.3).double()
+    mine = vae_loss(model, x, my_st_gumbel, tau=0.6, n_samples=2, generator=gen(37))
+    g1 = torch.autograd.grad(mine.loss, list(model.parameters()))
+    builtin = vae_loss(model, x, "st_gumbel_softmax", tau=0.6, n_samples=2, generator=gen(37))
+    g2 = torch.autograd.grad(builtin.loss, list(model.parameters()))
+    assert_close(mine.loss, builtin.loss)
+    for a, b in zip(g1, g2):
+        assert_close(a, b)
+    with pytest.raises(ValueError, match="must return a tensor"):
+        vae_loss(model, x, lambda logits, tau, generator: logits[0], n_samples=2)
+
+
+def test_vae_loss_values():
+    model = tiny_model(4)
+    x = (torch.rand(5, 64, generator=gen(24)) < 0.3).double()
+    for estimator in ESTIMATORS:
+        out = vae_loss(model, x, estimator, tau=0.5, n_samples=3, generator=gen(25))
+        assert out.loss.dim() == 0 and out.negative_elbo.shape == (5,)
+        assert_close(out.kl, categorical_kl_uniform(model.encode(x)).sum(-1))
+        assert bool((out.negative_elbo > out.kl).all())  # the reconstruction cost is positive
+    with pytest.raises(ValueError, match="n_samples >= 2"):
+        vae_loss(model, x, "reinforce_loo", n_samples=1)
+    with pytest.raises(ValueError, match="estimator must be one of"):
+        vae_loss(model, x, "gumbel")
+
+
+# -------------------------------------------------------------------------- schedule
+
+
+def test_jang_anneal_keeps_the_shape_of_the_original_schedule():
+    total = 1500
+    schedule = jang_anneal(total)
+    taus = [schedule(t) for t in range(total)]
+    assert taus[0] == 1.0 and taus[-1] == 0.5
+    # the original reaches its floor at the update of step 24,000 of 50,000: 48% of the way
+    first_floor = next(t for t, tau in enumerate(taus) if tau == 0.5)
+    assert first_floor == round(24_000 / 50_000 * total)
+    assert len(set(taus)) <= 51  # at most 50 changes of temperature
+    assert all(a >= b for a, b in zip(taus, taus[1:]))  # never increases
+    # the original schedule, unscaled, is the special case total_steps = 50,000
+    original = jang_anneal(50_000)
+    assert original(1000) == pytest.approx(math.exp(-0.03)) and original(999) == 1.0
+
+
+# -------------------------------------------------------------------------- training
+
+
+def test_training_improves_the_test_bound_and_is_reproducible(data):
+    small = DigitsData(data.train[:300], data.test[:100], data.train_labels[:300],
+                       data.test_labels[:100], data.threshold, data.seed)
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = CategoricalVAE(n_latent=4, n_categories=5, n_hidden=32)
+        runs.append(train_vae(model, small, "st_gumbel_softmax", n_epochs=6, batch_size=50,
+                              lr=3e-3, tau=jang_anneal(36), eval_every=3,
+                              generator=gen(26), progress=False))
+    a, b = runs
+    np.testing.assert_array_equal(a.test_negative_elbo, b.test_negative_elbo)
+    assert a.eval_epochs.tolist() == [0, 3, 6] and a.steps == 36 and a.taus.shape == (6,)
+    assert a.test_negative_elbo.shape == (3, 1) and a.train_objective.shape == (6, 1)
+    assert a.test_kl.shape == (3, 1) and bool((a.test_kl >= 0).all())
+    assert bool((a.test_kl < a.test_negative_elbo).all())
+    assert a.test_negative_elbo[-1, 0] < a.test_negative_elbo[0, 0] - 5
+    assert a.taus[0] == 1.0 and a.taus[-1] < 1.0
+
+
+def test_training_stacked_models(data):
+    small = DigitsData(data.train[:200], data.test[:50], data.train_labels[:200],
+                       data.test_labels[:50], data.threshold, data.seed)
+    torch.manual_seed(1)
+    model = CategoricalVAE(n_latent=4, n_categories=5, n_hidden=32, n_models=3)
+    history = train_vae(model, small, "reinforce_loo", n_epochs=4, batch_size=50, n_samples=3,
+                        eval_every=2, generator=gen(28), progress=False)
+    assert history.test_negative_elbo.shape == (3, 3)
+    assert history.train_objective.shape == (4, 3)
+    assert bool((history.test_negative_elbo[-1] < history.test_negative_elbo[0]).all())
+    # the three models differ (own initial weights, own samples, own order of images)
+    assert len(set(history.test_negative_elbo[-1].round(6).tolist())) == 3
+
+
+def test_train_vae_rejects_bad_arguments(data):
+    model = CategoricalVAE()
+    with pytest.raises(TypeError, match="DigitsData"):
+        train_vae(model, data.train, "gumbel_softmax")
+    with pytest.raises(ValueError, match="estimator"):
+        train_vae(model, data, "sf")
+    with pytest.raises(TypeError, match="estimator"):
+        train_vae(model, data, 3)
+
+
+def test_plot_digit_grid_lays_out_images():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    images = torch.rand(12, 64, generator=gen(27))
+    drawn = plot_digit_grid(ax, images, n_cols=5, title="t")
+    canvas = drawn.get_array()
+    assert canvas.shape == (3 * 9 + 1, 5 * 9 + 1)
+    assert np.allclose(canvas[1:9, 1:9], images[0].reshape(8, 8).numpy())
+    plt.close(fig)
+
+
+def test_docstring_examples():
+    import doctest
+
+    import lib.vae
+
+    result = doctest.testmod(lib.vae, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0, result
