@@ -19,6 +19,8 @@ help:
 	@echo "make grade SUBMISSIONS=folder   grade every notebook in folder -> $(GRADES)"
 	@echo "make student-book    build the book without the solutions part"
 	@echo "make autograder      build the Gradescope autograder zip (_build/autograder.zip)"
+	@echo "make bench           lib vs PyTorch benchmark -> assets/benchmark.md, then notebook times"
+	@echo "make timings         run every notebook (nothing saved) -> assets/notebook_times.md"
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -80,6 +82,15 @@ grade: $(STAMP)
 
 autograder: $(STAMP)
 	$(BIN)/python -m lib.grading.gradescope build _build/autograder.zip $(if $(HIDDEN),--extra $(HIDDEN))
+
+# Benchmark of lib against PyTorch's built-ins (-> assets/benchmark.md), then notebook times.
+bench: $(STAMP)
+	$(BIN)/python -m tools.bench
+	$(BIN)/python -m tools.timings
+
+# Run every notebook (nothing saved) and report times (-> assets/notebook_times.md).
+timings: $(STAMP)
+	$(BIN)/python -m tools.timings
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab chapters

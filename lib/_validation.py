@@ -178,9 +178,10 @@ def check_dim(tensor: Tensor, dim: Any, name: str = "dim", *, tensor_name: str =
         TypeError: if ``dim`` is not an int.
         ValueError: if ``tensor`` is 0-d or ``dim`` is out of range.
     """
-    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type_name(dim)} {dim!r}")
-    dim = int(dim)
+    if type(dim) is not int:  # a plain int skips the ABC checks below (slow on hot paths)
+        if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+            raise TypeError(f"{name} must be an int, got {type_name(dim)} {dim!r}")
+        dim = int(dim)
     ndim = tensor.dim()
     if ndim == 0:
         raise ValueError(
@@ -231,12 +232,13 @@ def check_logits(
             )
     if logits.numel() == 0:
         return logits
+    # fast path: one reduction pass (NaN propagates into both results) on a detached alias, so
+    # no autograd bookkeeping, and Python comparisons of .item() instead of tensor ops;
+    # torch.isfinite would allocate a mask and cost more than drawing the Gumbel noise
+    low, high = torch.aminmax(logits.detach())
+    if -math.inf < low.item() and high.item() < math.inf:
+        return logits
     with torch.no_grad():
-        # fast path: one reduction pass (NaN propagates into both results); torch.isfinite
-        # would allocate a mask and cost more than drawing the Gumbel noise
-        low, high = torch.aminmax(logits)
-        if bool(low > -math.inf) and bool(high < math.inf):
-            return logits
         if bool(torch.isnan(low) | torch.isnan(high)):
             nan = torch.isnan(logits)
             n_nan = int(nan.sum())
@@ -317,20 +319,24 @@ def check_tau(
                         f"category dim={dim} (one temperature per distribution); use "
                         f"{name}.unsqueeze({dim}) or keepdim=True"
                     )
-        with torch.no_grad():
-            if not bool(torch.isfinite(tau).all()):
-                raise ValueError(f"{name} must be finite everywhere (got {tau.detach()})")
-            if not bool((tau > 0).all()):
-                raise ValueError(
-                    f"{name} must be > 0 everywhere (got min {float(tau.min())}); tau = 0 is "
-                    f"the argmax limit: use hard=True or gumbel_max_sample"
-                )
+        # fast path (one sync, no mask): every entry finite and > 0 (NaN fails both tests)
+        low, high = torch.aminmax(tau.detach()) if tau.numel() > 1 else (tau, tau)
+        if tau.numel() > 0 and not (0.0 < low.item() and high.item() < math.inf):
+            with torch.no_grad():
+                if not bool(torch.isfinite(tau).all()):
+                    raise ValueError(f"{name} must be finite everywhere (got {tau.detach()})")
+                if not bool((tau > 0).all()):
+                    raise ValueError(
+                        f"{name} must be > 0 everywhere (got min {float(tau.min())}); tau = 0 "
+                        f"is the argmax limit: use hard=True or gumbel_max_sample"
+                    )
         if like is not None and tau.dtype != like.dtype:
             tau = tau.to(like.dtype)
         return tau
-    if isinstance(tau, bool) or not isinstance(tau, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type_name(tau)} {tau!r}")
-    tau = float(tau)
+    if type(tau) is not float:  # a plain float skips the ABC check below (slow on hot paths)
+        if isinstance(tau, bool) or not isinstance(tau, numbers.Real):
+            raise TypeError(f"{name} must be a real number, got {type_name(tau)} {tau!r}")
+        tau = float(tau)
     if math.isnan(tau) or math.isinf(tau):
         raise ValueError(f"{name} must be a finite number > 0 (got {tau})")
     if tau <= 0:
