@@ -132,6 +132,17 @@ def test_tempered_sample_huge_logits_small_tau_do_not_overflow():
     assert (tempered_sample(logits.expand(100, -1), 1e-3, generator=gen(16)) == 0).all()
 
 
+def test_tempered_sample_keeps_ties_exact_for_large_float32_logits():
+    # Two tied maxima: each must be drawn with probability 1/2 even when tau * G is far below
+    # the float32 spacing of the logits (1e4 has spacing ~1e-3; tau * G ~ 1e-4).
+    logits = torch.tensor([1e4, 1e4, 0.0], dtype=torch.float32)
+    n = 20_000
+    samples = tempered_sample(logits.expand(n, -1), 1e-4, generator=gen(17))
+    share = (samples == 1).double().mean().item()
+    assert (samples != 2).all()
+    assert abs(share - 0.5) < 5 * math.sqrt(0.25 / n)  # 5 standard errors
+
+
 # ---------------------------------------------------------------- relaxed_bernoulli
 
 
