@@ -18,6 +18,7 @@ References:
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -130,7 +131,8 @@ def _check_labels(labels: Any, n_rows: int) -> list[str] | None:
     return list(labels)
 
 
-def _token_span(token: str, kept: bool, prob: float | None) -> str:
+def _token_span(token: str, kept: bool, prob: float | None,
+                background: str = KEPT_BACKGROUND) -> str:
     style = [
         "display:inline-block",
         "margin:2px 1px",
@@ -139,7 +141,7 @@ def _token_span(token: str, kept: bool, prob: float | None) -> str:
         "line-height:1.5",
     ]
     if kept:
-        style += [f"background-color:{KEPT_BACKGROUND}", "color:#000000", "font-weight:600"]
+        style += [f"background-color:{background}", "color:#000000", "font-weight:600"]
     else:
         style += ["background-color:transparent", f"color:{DROPPED_TEXT}"]
     title = "kept (z = 1)" if kept else "dropped (z = 0)"
@@ -165,6 +167,7 @@ def highlight_tokens(
     *,
     labels: Sequence[str] | None = None,
     legend: bool = True,
+    color: str | None = None,
 ) -> HTML:
     r"""Render tokens with a binary mask as coloured HTML: kept tokens highlighted, others grey.
 
@@ -183,6 +186,8 @@ def highlight_tokens(
         probs: optional keep probabilities :math:`g_i(x, \phi) \in [0, 1]`, shape ``[n]``.
         labels: optional row labels (one str per mask row), e.g. ``["sample 1", ...]``.
         legend: add a one-line legend under the rows.
+        color: background of kept tokens as ``"#rrggbb"`` (default ``KEPT_BACKGROUND``,
+            orange), e.g. another colour for a ground-truth row.
 
     Returns:
         ``IPython.display.HTML``; the HTML string is its ``.data`` attribute.
@@ -208,6 +213,10 @@ def highlight_tokens(
     row_labels = _check_labels(labels, rows.shape[0])
     if not isinstance(legend, bool):
         raise TypeError(f"legend must be a bool, got {type_name(legend)}")
+    if color is None:
+        color = KEPT_BACKGROUND
+    elif not (isinstance(color, str) and re.fullmatch(r"#[0-9a-fA-F]{6}", color)):
+        raise ValueError(f"color must be a hex colour such as '#56B4E9', got {color!r}")
 
     parts = ['<div style="font-family:sans-serif;font-size:15px;margin:6px 0">']
     for r, row in enumerate(rows):
@@ -219,14 +228,14 @@ def highlight_tokens(
             )
         parts.append(
             " ".join(
-                _token_span(t, bool(k), None if p is None else float(p[i]))
+                _token_span(t, bool(k), None if p is None else float(p[i]), color)
                 for i, (t, k) in enumerate(zip(tokens, row))
             )
         )
         parts.append("</div>")
     if legend:
         key = (
-            f'<span style="background-color:{KEPT_BACKGROUND};color:#000000;padding:0 4px;'
+            f'<span style="background-color:{color};color:#000000;padding:0 4px;'
             f'border-radius:3px">kept</span> token has z = 1; '
             f'<span style="color:{DROPPED_TEXT}">grey</span> token has z = 0'
         )

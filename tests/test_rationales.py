@@ -1,0 +1,462 @@
+"""Tests of lib.rationales: data with planted rationales, the CSV loader, the model, the
+objective and its four estimators (against enumeration), the metrics and the training loop."""
+
+import csv
+import doctest
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from sklearn.metrics import precision_recall_fscore_support  # noqa: E402
+
+import lib.rationales as R  # noqa: E402
+from lib.estimators import exact_expectation_bernoulli  # noqa: E402
+from lib.relaxed import relaxed_bernoulli  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_docstring_examples():
+    result = doctest.testmod(R, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 10 and result.failed == 0, result
+
+
+# ---------------------------------------------------------------------------- tokens, vocab
+def test_tokenize():
+    assert R.tokenize("Not GOOD, honestly.") == ["not", "good", ",", "honestly", "."]
+    assert R.tokenize("I didn't  like it!") == ["i", "didn't", "like", "it", "!"]
+    assert R.tokenize("   ") == []
+    with pytest.raises(TypeError, match="text must be a str"):
+        R.tokenize(["a"])
+
+
+def test_vocabulary():
+    vocab = R.Vocabulary.from_texts([["b", "a", "b"], ["c", "a", "b"]], min_count=2)
+    assert vocab.words == ["<pad>", "<unk>", "b", "a"]  # most frequent first, then a-z
+    assert vocab.encode(["a", "c", "b"]) == [3, 1, 2]
+    assert vocab.decode([2, 3, 0]) == ["b", "a", "<pad>"]
+    assert "a" in vocab and "c" not in vocab and len(vocab) == 4
+    assert R.Vocabulary(["x", "x", "<pad>"]).words == ["<pad>", "<unk>", "x"]
+    with pytest.raises(TypeError, match="strings"):
+        R.Vocabulary([1])
+
+
+# ---------------------------------------------------------------------------- synthetic data
+def _parse(data, i):
+    """Re-derive the label of review i from its words and its planted rationale."""
+    words = data.words(i)
+    truth = data.rationales[i, : len(words)].tolist()
+    kept = [w for w, t in zip(words, truth) if t]
+    sentiment = kept[-1]
+    negated = len(kept) == 2
+    assert kept[0] in R.NEGATORS if negated else len(kept) == 1
+    start = truth.index(True)
+    return words, start, sentiment, negated
+
+
+@pytest.mark.parametrize("p_negation", [0.0, 0.4])
+def test_synthetic_reviews_planted_rationale_decides_the_label(p_negation):
+    max_length = 10 if p_negation else 8
+    data = R.make_synthetic_reviews(400, seed=3, p_negation=p_negation, max_length=max_length)
+    assert data.tokens.shape[0] == 400 and data.mask.shape == data.tokens.shape
+    lengths = data.lengths
+    assert int(lengths.min()) >= 5 and int(lengths.max()) <= max_length
+    assert not data.rationales[~data.mask].any()
+    n_negated = 0
+    for i in range(len(data)):
+        words, start, sentiment, negated = _parse(data, i)
+        n_negated += negated
+        positive = sentiment in R.POSITIVE_WORDS
+        assert positive or sentiment in R.NEGATIVE_WORDS
+        assert int(data.labels[i]) == int(positive != negated)
+        # the rationale follows "TOPIC_NOUN was": it is the target clause's
+        assert words[start - 1] == "was" and words[start - 2] in R.TOPIC_NOUNS
+        assert sum(w in R.TOPIC_NOUNS for w in words) == 1
+    # clause-level negation probability p: the target is negated in a fraction p of reviews
+    se = math.sqrt(p_negation * (1 - p_negation) / 400) if p_negation else 0.0
+    assert abs(n_negated / 400 - p_negation) <= 5 * se
+
+
+def test_synthetic_reviews_frequencies_and_seeds():
+    n = 2000
+    data = R.make_synthetic_reviews(n, seed=0)
+    has_distractor = torch.tensor([
+        any(w in R.OTHER_NOUNS for w in data.words(i)) for i in range(n)
+    ]).double()
+    # binomial standard errors: a correct generator fails these with probability < 1e-6
+    assert abs(float(has_distractor.mean()) - 0.6) < 5 * math.sqrt(0.24 / n)
+    assert abs(float(data.labels.double().mean()) - 0.5) < 5 * math.sqrt(0.25 / n)
+    assert not any(w in R.NEGATORS for i in range(50) for w in data.words(i))
+    again = R.make_synthetic_reviews(n, seed=0)
+    assert torch.equal(again.tokens, data.tokens) and torch.equal(again.labels, data.labels)
+    other = R.make_synthetic_reviews(n, seed=1)
+    assert not torch.equal(other.tokens[:50], data.tokens[:50])
+    assert other.vocab is data.vocab is R.SYNTHETIC_VOCABULARY
+    plain = R.make_synthetic_reviews(100, seed=0, p_distractor=0.0, min_length=3,
+                                     max_length=3)
+    assert plain.tokens.shape == (100, 3)
+
+
+def test_synthetic_reviews_arguments():
+    with pytest.raises(ValueError, match="max_length must be >= 9"):
+        R.make_synthetic_reviews(5, p_negation=0.5, max_length=8)
+    with pytest.raises(ValueError, match="p_distractor must be a probability"):
+        R.make_synthetic_reviews(5, p_distractor=1.5)
+    with pytest.raises(TypeError, match="n_reviews"):
+        R.make_synthetic_reviews(5.0)
+
+
+def test_rationale_data_indexing():
+    data = R.make_synthetic_reviews(10, seed=0)
+    sub = data[torch.tensor([2, 5])]
+    assert len(sub) == 2 and torch.equal(sub.tokens[1], data.tokens[5])
+    assert sub.words(0) == data.words(2)
+    assert len(data[3]) == 1 and len(data[-1]) == 1 and data[-1].words(0) == data.words(9)
+
+
+# ---------------------------------------------------------------------------- CSV loader
+def test_sample_csv_is_loaded():
+    path = R.sample_csv_path()
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))  # independent reader
+    data = R.load_reviews_csv(path)
+    assert len(data) == len(rows) == 30
+    assert data.label_names == ("negative", "positive")
+    for i, row in enumerate(rows):
+        assert data.label_names[int(data.labels[i])] == row["label"]
+        assert data.words(i) == R.tokenize(row["text"])
+    assert data.rationales is None
+    assert int(data.lengths.max()) == data.tokens.shape[1]
+
+
+def test_csv_with_given_vocab_and_errors(tmp_path):
+    path = tmp_path / "mine.csv"
+    path.write_text('review,y\n"Great, great film",1\nawful film,0\n', encoding="utf-8")
+    data = R.load_reviews_csv(path, text_column="review", label_column="y",
+                              label_names=["0", "1"], max_length=2)
+    assert data.tokens.shape == (2, 2) and data.labels.tolist() == [1, 0]
+    assert data.words(0) == ["great", ","]
+    vocab = R.Vocabulary(["film"])
+    encoded = R.load_reviews_csv(path, text_column="review", label_column="y", vocab=vocab)
+    assert encoded.tokens[1].tolist() == [vocab.unk_index, vocab.index("film"), 0, 0]
+    with pytest.raises(ValueError, match="not a column"):
+        R.load_reviews_csv(path)
+    with pytest.raises(ValueError, match="is not one of"):
+        R.load_reviews_csv(path, text_column="review", label_column="y", label_names=["0"])
+    empty = tmp_path / "empty.csv"
+    empty.write_text("text,label\n  ,1\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="text is empty"):
+        R.load_reviews_csv(empty)
+
+
+def test_train_test_split():
+    data = R.load_reviews_csv(R.sample_csv_path())
+    train, test = R.train_test_split(data, 0.2, seed=1)
+    assert len(train) == 24 and len(test) == 6
+    seen = sorted(tuple(d.words(i)) for d in (train, test) for i in range(len(d)))
+    assert seen == sorted(tuple(data.words(i)) for i in range(len(data)))
+    again, _ = R.train_test_split(data, 0.2, seed=1)
+    assert torch.equal(again.tokens, train.tokens)
+    with pytest.raises(ValueError, match="test_fraction must be < 1"):
+        R.train_test_split(data, 1.0)
+
+
+# ---------------------------------------------------------------------------- model
+def _tiny(seed=0, **kwargs):
+    torch.manual_seed(seed)
+    return R.RationaleModel(len(R.SYNTHETIC_VOCABULARY), embedding_dim=6, hidden_dim=5,
+                            **kwargs)
+
+
+def test_model_initial_keep_probability_and_padding_invariance():
+    model = _tiny(init_keep_prob=0.3)
+    data = R.make_synthetic_reviews(6, seed=0)
+    probs = torch.sigmoid(model.keep_logits(data.tokens, data.mask))
+    assert torch.allclose(probs, torch.full_like(probs, 0.3))
+    with torch.no_grad():
+        model.selector_out.weight.normal_()
+    logits = model.keep_logits(data.tokens, data.mask)
+    padded = torch.cat([data.tokens, torch.zeros(6, 3, dtype=torch.long)], 1)
+    padded_mask = torch.cat([data.mask, torch.zeros(6, 3, dtype=torch.bool)], 1)
+    more = model.keep_logits(padded, padded_mask)
+    assert torch.allclose(more[:, : logits.shape[1]][data.mask], logits[data.mask], atol=1e-6)
+
+
+def test_classifier_matches_pool_then_mlp_and_empty_is_uniform():
+    model = _tiny()
+    data = R.make_synthetic_reviews(4, seed=1)
+    z = torch.rand(3, *data.tokens.shape) * data.mask
+    out = model.classify(data.tokens, z)
+    pooled = (z.unsqueeze(-1) * model.classifier_embedding(data.tokens)).sum(-2)
+    expected = model.classifier_out(torch.tanh(model.classifier_hidden(pooled)))
+    assert out.shape == (3, 4, 2) and torch.allclose(out, expected, atol=1e-6)
+    empty = model.classify(data.tokens, torch.zeros_like(z))
+    assert torch.equal(empty, torch.zeros_like(empty))
+
+
+def test_model_arguments():
+    with pytest.raises(ValueError, match="kernel_size must be odd"):
+        R.RationaleModel(10, kernel_size=4)
+    with pytest.raises(ValueError, match="init_keep_prob"):
+        R.RationaleModel(10, init_keep_prob=1.0)
+
+
+# ---------------------------------------------------------------------------- penalty
+def _penalty_loop(z, mask, lambda1, lambda2):
+    """Oracle: the penalty of one text, by a Python loop over its real tokens."""
+    real = [float(v) for v, m in zip(z, mask) if m]
+    switches = sum(abs(real[t] - real[t - 1]) for t in range(1, len(real)))
+    return lambda1 * sum(real) + lambda2 * switches
+
+
+def test_penalty_against_a_loop():
+    gen = torch.Generator().manual_seed(0)
+    z = torch.rand(3, 5, 7, generator=gen)
+    lengths = torch.tensor([7, 4, 1, 5, 2])
+    mask = torch.arange(7) < lengths[:, None]
+    out = R.rationale_penalty(z, mask, 0.3, 1.7)
+    assert out.shape == (3, 5)
+    for s in range(3):
+        for b in range(5):
+            assert math.isclose(float(out[s, b]), _penalty_loop(z[s, b], mask[b], 0.3, 1.7),
+                                rel_tol=1e-6)
+    hard = (z > 0.5).float()
+    hard[..., -1] = 1.0  # a 1 at padding must not count
+    ref = R.rationale_penalty(hard * mask, mask, 0.3, 1.7)
+    assert torch.allclose(R.rationale_penalty(hard, mask, 0.3, 1.7), ref)
+    with pytest.raises(ValueError, match="lambda1"):
+        R.rationale_penalty(z, mask, -1.0, 0.0)
+
+
+# ---------------------------------------------------------------------------- objective
+def _batch(n=3, seed=4):
+    data = R.make_synthetic_reviews(n, seed=seed, min_length=4, max_length=7)
+    return data.tokens, data.mask, data.labels
+
+
+def test_exact_cost_equals_enumeration_review_by_review():
+    model = _tiny()
+    with torch.no_grad():
+        model.selector_out.weight.normal_()
+    tokens, mask, labels = _batch()
+    out = R.rationale_loss(model, tokens, mask, labels, "exact", lambda1=0.2, lambda2=0.3)
+    logits = model.keep_logits(tokens, mask)
+    costs = []
+    for b in range(tokens.shape[0]):
+        n = int(mask[b].sum())
+
+        def cost(configs, b=b, n=n):
+            t = tokens[b : b + 1, :n]
+            ce = torch.nn.functional.cross_entropy(
+                model.classify(t, configs[:, None, :])[:, 0],
+                labels[b].expand(configs.shape[0]), reduction="none")
+            ones = torch.ones(1, n, dtype=torch.bool)
+            return ce + R.rationale_penalty(configs[:, None, :], ones, 0.2, 0.3)[:, 0]
+
+        costs.append(exact_expectation_bernoulli(logits[b, :n], cost))
+    assert math.isclose(float(out.cost), float(torch.stack(costs).detach().mean()), rel_tol=1e-5)
+    # trailing all-padding columns change nothing
+    padded = torch.cat([tokens, torch.zeros(3, 2, dtype=torch.long)], 1)
+    padded_mask = torch.cat([mask, torch.zeros(3, 2, dtype=torch.bool)], 1)
+    again = R.rationale_loss(model, padded, padded_mask, labels, "exact", lambda1=0.2,
+                             lambda2=0.3)
+    assert math.isclose(float(again.cost), float(out.cost), rel_tol=1e-6)
+
+
+def test_reinforce_gradient_is_unbiased_against_exact():
+    model = _tiny(seed=2)
+    with torch.no_grad():
+        model.selector_out.weight.normal_()
+    tokens, mask, labels = _batch(n=3, seed=5)
+    kwargs = dict(lambda1=0.2, lambda2=0.2)
+    exact = R.selector_gradients(model, tokens, mask, labels, "exact", **kwargs)[0]
+    gen = torch.Generator().manual_seed(0)
+    rows = R.selector_gradients(model, tokens, mask, labels, "reinforce", n_repeats=20,
+                                n_samples=4000, generator=gen, **kwargs)
+    mean, se = rows.mean(0), rows.std(0) / math.sqrt(rows.shape[0])
+    # each coordinate within 5 standard errors (plus float32 rounding) of the exact gradient
+    assert torch.all((mean - exact).abs() <= 5 * se + 1e-5), (mean - exact).abs().max()
+    assert float(exact.norm()) > 0.01  # the comparison is not vacuous
+
+
+def test_classifier_gradient_of_sampling_estimators_is_unbiased():
+    model = _tiny(seed=3)
+    tokens, mask, labels = _batch(n=2, seed=6)
+    params = [p for n, p in model.named_parameters() if n.startswith("classifier")]
+
+    def grad(estimator, **kw):
+        out = R.rationale_loss(model, tokens, mask, labels, estimator, **kw)
+        return torch.cat([g.flatten() for g in torch.autograd.grad(out.loss, params)])
+
+    exact = grad("exact")
+    gen = torch.Generator().manual_seed(1)
+    rows = torch.stack([grad("reinforce", n_samples=2000, generator=gen) for _ in range(20)])
+    mean, se = rows.mean(0), rows.std(0) / math.sqrt(20)
+    assert torch.all((mean - exact).abs() <= 5 * se + 1e-5)
+
+
+def test_straight_through_uses_hard_masks_and_relaxed_soft_ones():
+    model = _tiny()
+    tokens, mask, labels = _batch()
+    length = int(mask.sum(-1).max())
+    valid = mask[:, :length].float()
+    logits = model.keep_logits(tokens[:, :length], mask[:, :length]).expand(4, -1, -1)
+    for hard in (True, False):
+        gen = torch.Generator().manual_seed(7)
+        out = R.rationale_loss(model, tokens, mask, labels,
+                               "straight_through" if hard else "relaxed", n_samples=4,
+                               tau=0.5, generator=gen, lambda1=0.1, lambda2=0.1)
+        z = relaxed_bernoulli(logits, 0.5, hard=hard,
+                              generator=torch.Generator().manual_seed(7)) * valid
+        ce = torch.nn.functional.cross_entropy(
+            model.classify(tokens[:, :length], z).reshape(-1, 2), labels.repeat(4),
+            reduction="none")
+        cost = ce + R.rationale_penalty(z, mask[:, :length], 0.1, 0.1).reshape(-1)
+        assert math.isclose(float(out.cost), float(cost.detach().mean()), rel_tol=1e-5)
+        values = set(z.flatten().tolist())
+        assert (values <= {0.0, 1.0}) == hard
+
+
+def test_full_text_and_argument_errors():
+    model = _tiny()
+    tokens, mask, labels = _batch()
+    out = R.rationale_loss(model, tokens, mask, labels, "full_text")
+    ref = torch.nn.functional.cross_entropy(model.classify(tokens, mask.float()), labels)
+    assert math.isclose(float(out.loss.detach()), float(ref.detach()), rel_tol=1e-6)
+    with pytest.raises(ValueError, match="n_samples >= 2"):
+        R.rationale_loss(model, tokens, mask, labels, "reinforce", n_samples=1)
+    with pytest.raises(ValueError, match="estimator must be one of"):
+        R.rationale_loss(model, tokens, mask, labels, "gumbel")
+    long = R.make_synthetic_reviews(4, seed=0, min_length=13, max_length=13)
+    with pytest.raises(ValueError, match="MAX_EXACT_LENGTH"):
+        R.rationale_loss(model, long.tokens, long.mask, long.labels, "exact")
+    with pytest.raises(ValueError, match="full_text has no selector"):
+        R.selector_gradients(model, tokens, mask, labels, "full_text")
+
+
+# ---------------------------------------------------------------------------- metrics
+def _sklearn_prf(selected, truth, mask):
+    s, t = selected[mask].numpy().astype(int), truth[mask].numpy().astype(int)
+    p, r, f, _ = precision_recall_fscore_support(t, s, average="binary", zero_division=0)
+    return p, r, f
+
+
+def test_precision_recall_f1_against_sklearn():
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        selected = torch.rand(4, 9, generator=gen) < 0.3
+        truth = torch.rand(4, 9, generator=gen) < 0.2
+        mask = torch.arange(9) < torch.randint(1, 10, (4, 1), generator=gen)
+        ours = R.precision_recall_f1(selected, truth, mask)
+        assert np.allclose(ours, _sklearn_prf(selected, truth, mask))
+
+
+def test_precision_recall_f1_edge_cases():
+    truth = torch.tensor([[0, 1, 1, 0]])
+    nothing = torch.zeros(1, 4)
+    assert R.precision_recall_f1(nothing, truth) == (0.0, 0.0, 0.0)
+    assert R.precision_recall_f1(truth, nothing) == (0.0, 0.0, 0.0)
+    assert R.precision_recall_f1(nothing, nothing) == (0.0, 0.0, 0.0)
+    assert R.precision_recall_f1(truth, truth) == (1.0, 1.0, 1.0)
+    mask = torch.tensor([[True, True, False, False]])
+    assert R.precision_recall_f1(torch.ones(1, 4), truth, mask) == (0.5, 1.0, 2 / 3)
+    with pytest.raises(ValueError, match="same shape"):
+        R.precision_recall_f1(torch.ones(3), torch.ones(4))
+
+
+def test_evaluate_rationales():
+    data = R.make_synthetic_reviews(300, seed=2)
+    model = _tiny(init_keep_prob=0.9)
+    everything = R.evaluate_rationales(model, data)
+    truth_share = int(data.rationales.sum()) / int(data.mask.sum())
+    assert everything["kept"] == 1.0 and everything["recall"] == 1.0
+    assert math.isclose(everything["g_planted"], 0.9, rel_tol=1e-6)
+    assert math.isclose(everything["g_other"], 0.9, rel_tol=1e-6)
+    assert math.isclose(everything["precision"], truth_share, rel_tol=1e-9)
+    full = R.evaluate_rationales(model, data, selection="all")
+    assert math.isnan(full.pop("g_planted")) and math.isnan(full.pop("g_other"))
+    assert full == {k: v for k, v in everything.items() if not k.startswith("g_")}
+    sampled = R.evaluate_rationales(model, data, selection="sample",
+                                    generator=torch.Generator().manual_seed(0))
+    n = int(data.mask.sum())
+    assert abs(sampled["kept"] - 0.9) < 5 * math.sqrt(0.09 / n)  # binomial standard error
+    with torch.no_grad():
+        predicted = model.classify(data.tokens, data.mask.float()).argmax(-1)
+    assert everything["accuracy"] == float((predicted == data.labels).double().mean())
+    csv_data = R.load_reviews_csv(R.sample_csv_path())
+    no_truth = R.evaluate_rationales(R.RationaleModel(len(csv_data.vocab)), csv_data)
+    assert math.isnan(no_truth["f1"])
+
+
+# ---------------------------------------------------------------------------- training
+def test_training_is_reproducible_and_the_bar_prints_no_times(capsys):
+    train = R.make_synthetic_reviews(200, seed=0)
+    test = R.make_synthetic_reviews(50, seed=1)
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = R.RationaleModel(len(train.vocab))
+        runs.append(R.train_rationale_model(model, train, test, "reinforce", n_steps=12,
+                                            eval_every=5, generator=torch.Generator()
+                                            .manual_seed(3), desc="run"))
+    assert runs[0].steps == [0, 5, 10, 12] and runs[0].test == runs[1].test
+    assert runs[0].train_cost[1:] == runs[1].train_cost[1:] and math.isnan(runs[0].train_cost[0])
+    printed = capsys.readouterr().out
+    assert "run: 100%" in printed and "12/12" in printed
+    assert "it/s" not in printed and "s/it" not in printed and "<" not in printed
+
+
+@pytest.mark.slow
+def test_straight_through_finds_the_planted_rationale():
+    train = R.make_synthetic_reviews(1000, seed=0)
+    test = R.make_synthetic_reviews(300, seed=1)
+    torch.manual_seed(0)
+    model = R.RationaleModel(len(train.vocab))
+    h = R.train_rationale_model(model, train, test, "straight_through", n_steps=150,
+                                generator=torch.Generator().manual_seed(0), progress=False)
+    torch.manual_seed(0)
+    full = R.RationaleModel(len(train.vocab))
+    f = R.train_rationale_model(full, train, test, "full_text", n_steps=150,
+                                generator=torch.Generator().manual_seed(0), progress=False)
+    assert h.final["f1"] > 0.8 and h.final["kept"] < 0.3
+    assert h.final["accuracy"] > f.final["accuracy"] + 0.05  # the selection resolves distractors
+
+
+def test_format_results_plot_and_html():
+    train = R.make_synthetic_reviews(40, seed=0)
+    model = _tiny()
+    hs = [R.train_rationale_model(model, train, train, e, n_steps=2, eval_every=1,
+                                  progress=False) for e in ("full_text", "relaxed")]
+    table = R.format_results(hs)
+    lines = table.splitlines()
+    assert len(lines) == 4 and lines[2].startswith("full text") and lines[3].endswith(" s")
+    fig, ax = plt.subplots()
+    R.plot_learning_curves(ax, hs, "accuracy")
+    assert len(ax.lines) == 2 and ax.get_ylabel() == "test accuracy"
+    plt.close(fig)
+    html = R.show_rationales(model, train, [0, 3]).data
+    assert html.count(">planted<") == 2 and html.count(">selected<") == 2
+    assert html.count("text 3: label") == 1
+    assert html.count(R.PLANTED_COLOR) == int(train.rationales[[0, 3]].sum())  # planted tokens
+
+
+def test_highlight_colour_parameter():
+    from lib.text import KEPT_BACKGROUND, highlight_tokens
+
+    html = highlight_tokens(["a", "b", "c"], [1, 0, 1], color=R.PLANTED_COLOR).data
+    assert html.count(f"background-color:{R.PLANTED_COLOR}") == 3  # two tokens and the legend
+    assert KEPT_BACKGROUND not in html
+    with pytest.raises(ValueError, match="hex colour"):
+        highlight_tokens(["a"], [1], color="blue")
