@@ -81,6 +81,14 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 
 
+def _check_problem(problem: object) -> None:
+    """TypeError unless ``problem`` is one of this module's problems (_Problem is defined below)."""
+    if not isinstance(problem, _Problem):
+        raise TypeError(
+            f"problem must be a CategoricalProblem or BernoulliProblem, got {type_name(problem)}"
+        )
+
+
 def _log_sigmoid(x: Tensor) -> Tensor:
     """``log(sigmoid(x)) = -softplus(-x)``, stable for large ``|x|``.
 
@@ -773,10 +781,7 @@ def measure(
         >>> m["bias_norm"] < 4 * m["bias_noise"]
         True
     """
-    if not isinstance(problem, _Problem):
-        raise TypeError(
-            f"problem must be a CategoricalProblem or BernoulliProblem, got {type_name(problem)}"
-        )
+    _check_problem(problem)
     check_callable(estimator, "estimator")
     n_samples = check_int(n_samples, "n_samples", min_value=1)
     n_repeats = check_int(n_repeats, "n_repeats", min_value=2)
@@ -859,10 +864,7 @@ def time_per_estimate(
         >>> time_per_estimate(toy, get_estimator("reinforce"), 4, 100, trials=2) > 0
         True
     """
-    if not isinstance(problem, _Problem):
-        raise TypeError(
-            f"problem must be a CategoricalProblem or BernoulliProblem, got {type_name(problem)}"
-        )
+    _check_problem(problem)
     check_callable(estimator, "estimator")
     n_samples = check_int(n_samples, "n_samples", min_value=1)
     n_repeats = check_int(n_repeats, "n_repeats", min_value=1)
@@ -921,10 +923,7 @@ def optimise(
         >>> bool(out["logits"][-1, 0, 0] < 0)  # descends toward theta = 0
         True
     """
-    if not isinstance(problem, _Problem):
-        raise TypeError(
-            f"problem must be a CategoricalProblem or BernoulliProblem, got {type_name(problem)}"
-        )
+    _check_problem(problem)
     check_callable(estimator, "estimator")
     n_steps = check_int(n_steps, "n_steps", min_value=1)
     n_samples = check_int(n_samples, "n_samples", min_value=1)
