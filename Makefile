@@ -9,11 +9,14 @@ SUBMISSIONS ?= submissions
 GRADES ?= grades.csv
 
 .PHONY: help install book student-book test lint unit nbval exercises check-exercises \
-        sync-setup grade autograder lab bench timings clean constraints browser-deps
+        sync-setup grade autograder lab bench timings clean constraints browser-deps \
+        nbval-matrix nbval-portable
 
 help:
 	@echo "make book            build the HTML book into _build/html"
-	@echo "make test            lint, unit tests, grader tests and strict nbval"
+	@echo "make test            lint, unit tests, grader tests and strict nbval (two CPU paths)"
+	@echo "make nbval-matrix    strict nbval under every CPU code path this machine offers"
+	@echo "make nbval-portable  strict nbval under the portable CPU code paths (part of make test)"
 	@echo "make lab             open the notebooks in JupyterLab"
 	@echo "make exercises       regenerate exercises/ from solutions/"
 	@echo "make grade SUBMISSIONS=folder   grade every notebook in folder -> $(GRADES)"
@@ -55,7 +58,16 @@ nbval: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest --nbval chapters solutions --nbval-current-env \
 	    --nbval-sanitize-with tests/nbval_sanitize.cfg --ignore=_build -q -n 2 --dist loadfile
 
-test: lint browser-deps book unit nbval
+# The same committed outputs under other CPU code paths (tools/nbval_matrix.py): every variant
+# this CPU offers, and the one make test runs (PyTorch's default kernels, MKL's and OpenBLAS's
+# portable paths, NumPy without AVX2/AVX-512).
+nbval-matrix: $(STAMP)
+	$(BIN)/python -m tools.nbval_matrix
+
+nbval-portable: $(STAMP)
+	$(BIN)/python -m tools.nbval_matrix --only portable
+
+test: lint browser-deps book unit nbval nbval-portable
 	@echo "make test: all passed"
 
 # Chromium for the browser test (tests/test_browser.py). Installed with apt where we are root

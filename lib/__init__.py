@@ -16,7 +16,8 @@ Modules, one concept each:
 - :mod:`lib.plotting`: the book's figure style and plot helpers.
 - :mod:`lib.text`: tokens highlighted as coloured HTML (rationales).
 - :mod:`lib.graphs`: computation graphs drawn with matplotlib, with their gradient paths.
-- :mod:`lib.utils`: seeding and device choice.
+- :mod:`lib.training`: training runs whose results do not depend on the CPU.
+- :mod:`lib.utils`: seeding, device choice, printing rounding-level values as bounds.
 - :mod:`lib.grading`: the exercise checker and the batch grader.
 """
 

@@ -40,6 +40,7 @@ from torch import Tensor, nn
 from lib._validation import check_int, check_real, check_tau, check_tensor, type_name
 from lib.estimators import straight_through
 from lib.gumbel import sample_gumbel
+from lib.training import snap_
 
 __all__ = [
     "METHODS",
@@ -487,13 +488,14 @@ def _train(methods, taus, *, n_steps, seed, batch_size, lr, n_codes, hidden, n_t
     tau_history = np.zeros((n_steps + 1, n_models))
     for step in range(n_steps):
         tau_history[step] = _tau_values(taus, step)
-        tau_t = torch.tensor(tau_history[step], dtype=torch.float32).view(-1, 1, 1)
+        tau_t = torch.tensor(tau_history[step], dtype=model.w1.dtype).view(-1, 1, 1)
         x = train_x[torch.randint(0, n_train, (batch_size,), generator=generator)]
         noise = sample_gumbel((batch_size, n_codes), generator=generator)
         losses = _losses(model, present, x, tau_t, noise)
         per_model = torch.stack([losses[m] for m in present], dim=1).gather(1, pick).squeeze(1)
         # the models do not interact: each parameter slice gets its own model's gradient
         adam.step(torch.autograd.grad(per_model.sum(), params))
+        snap_(params)  # the same weights on every CPU (lib.training)
         train_loss[step] = per_model.detach().double().numpy()
     tau_history[n_steps] = _tau_values(taus, n_steps)
     test = evaluate_autoencoder(model, test_x, list(tau_history[n_steps]),

@@ -62,6 +62,7 @@ from lib.estimators import (
 )
 from lib.gumbel import gumbel_max_sample
 from lib.relaxed import gumbel_softmax, relaxed_bernoulli
+from lib.training import snap_
 
 __all__ = [
     "ESTIMATORS",
@@ -951,6 +952,7 @@ def optimise(
             m_hat = m / (1 - beta1**step)
             v_hat = v / (1 - beta2**step)
             param = param - lr * m_hat / (v_hat.sqrt() + eps)
+        snap_([param])  # the same trajectory on every CPU (lib.training)
         trajectory.append(param.clone())
     path = torch.stack(trajectory)  # [n_steps + 1, n_runs, D]
     with torch.no_grad():

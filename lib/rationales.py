@@ -55,6 +55,7 @@ from torch import Tensor, nn
 from lib._validation import check_bool, check_int, check_real, check_tau, type_name
 from lib.estimators import enumerate_binary, leave_one_out_baseline, reinforce_surrogate
 from lib.relaxed import relaxed_bernoulli
+from lib.training import snap_
 
 __all__ = [
     "ESTIMATORS",
@@ -1128,6 +1129,7 @@ def train_rationale_model(
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         optimizer.step()
+        snap_(model.parameters())  # the same weights on every CPU (lib.training)
         history.seconds += time.perf_counter() - start
         costs.append(float(out.cost))
         if step % eval_every == 0 or step == n_steps:

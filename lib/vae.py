@@ -60,6 +60,7 @@ from lib.estimators import leave_one_out_baseline, reinforce_surrogate, straight
 from lib.gumbel import gumbel_max_sample
 from lib.relaxed import gumbel_softmax
 from lib.schedules import exponential_anneal
+from lib.training import snap_
 
 __all__ = [
     "ESTIMATORS",
@@ -921,6 +922,7 @@ def train_vae(
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             optimizer.step()
+            snap_(model.parameters())  # the same weights on every CPU (lib.training)
             total += out.negative_elbo.reshape(total.shape[0], -1).sum(dim=-1)
             step += 1
         seconds += time.perf_counter() - start

@@ -82,13 +82,32 @@ def test_concrete_log_prob_rows(one_thread):
         "defaults", "no validation", "defaults", "no validation"]
 
 
-def test_concrete_log_prob_row_when_pytorch_rejects_the_input(one_thread):
-    # float32 sums of 50,000 entries miss PyTorch's 1e-6 simplex tolerance: the row says so
-    rows = bench.bench_concrete_log_prob(((1, 50_000),), bench.QUICK)
+def test_concrete_log_prob_row_when_pytorch_rejects_the_input(one_thread, monkeypatch):
+    # Whether PyTorch's float32 Simplex check (|sum - 1| < 1e-6) accepts a given sample depends
+    # on the CPU's summation kernels, so the rejection is injected: the test is about what the
+    # benchmark does with it (drop that baseline, keep timing the others, explain in a note).
+    original = bench._torch_concrete
+
+    def rejecting(logits, y, tau, validate):
+        if validate is None:
+            raise ValueError("Expected value argument (Tensor of shape (1, 7)) to be within the "
+                             "support (Simplex()) of the distribution, but found invalid values")
+        return original(logits, y, tau, validate)
+
+    monkeypatch.setattr(bench, "_torch_concrete", rejecting)
+    rows = bench.bench_concrete_log_prob(((1, 7),), bench.QUICK)
     defaults = [r for r in rows if r.theirs_name.endswith("defaults")]
-    assert defaults and all(not r.ok and "ValueError" in r.note for r in defaults)
-    assert all(r.ok for r in rows if r.theirs_name.endswith("no validation"))
-    assert any(line.startswith("Note: at 1 x 50,000") for line in bench.comparison_table(rows))
+    assert len(defaults) == 2 and all(not r.ok and "ValueError" in r.note for r in defaults)
+    assert all("Simplex" in r.note and "1 x 7" in r.note for r in defaults)
+    no_validation = [r for r in rows if r.theirs_name.endswith("no validation")]
+    assert len(no_validation) == 2 and all(r.ok for r in no_validation)
+    assert any(line.startswith("Note: at 1 x 7") for line in bench.comparison_table(rows))
+
+
+def test_concrete_log_prob_rows_when_pytorch_accepts_the_input(one_thread):
+    # a small, well-rounded input that every CPU accepts: both baselines are timed, no note
+    rows = bench.bench_concrete_log_prob(((1, 7),), bench.QUICK)
+    assert len(rows) == 4 and all(r.ok and not r.note for r in rows)
 
 
 def test_closed_form_reinforce_matches_the_timed_autograd_estimator():

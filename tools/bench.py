@@ -353,7 +353,8 @@ def bench_concrete_log_prob(
             what = str(error).split(" but ")[0].rstrip(", ")
             note = (f"at {_size(batch, categories)}, PyTorch with its default `validate_args` "
                     f"raises ValueError: \"{what}\"; its Simplex check requires |sum - 1| < "
-                    f"1e-6, which float32 sums of {categories:,} terms miss")
+                    f"1e-6; whether a float32 sum of {categories:,} terms meets it depends on "
+                    f"the CPU's summation kernels")
         for mode in ("forward", "forward + backward"):
             if mode == "forward":
                 fns = {k: partial(f, logits, y) for k, f in candidates.items()}
