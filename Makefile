@@ -96,7 +96,7 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab chapters
 
 constraints: $(STAMP)
-	$(BIN)/python -m pip freeze --exclude-editable > constraints.txt
+	$(BIN)/python -m tools.constraints
 
 clean:
 	rm -rf _build
