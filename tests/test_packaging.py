@@ -1,8 +1,15 @@
 """Packaging on a fresh machine: build metadata, declared dependencies, the built sdist and wheel,
 constraints.txt, the Makefile's targets and the maintenance tools' command lines."""
 
+import ast
+import importlib.metadata
+import importlib.util
 import re
+import shutil
+import subprocess
 import sys
+import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -101,3 +108,135 @@ def test_constraints_help_writes_nothing(tmp_path, monkeypatch, capsys):
     assert stop.value.code == 0
     assert "usage:" in capsys.readouterr().out
     assert list(tmp_path.iterdir()) == []
+
+
+# --- build metadata ----------------------------------------------------------------------------
+
+
+def third_party_imports(folder: str) -> dict[str, str]:
+    """{top-level module: first file importing it} for absolute imports under ``folder``."""
+    found = {}
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top not in STDLIB and top not in FIRST_PARTY:
+                    found.setdefault(top, str(path.relative_to(ROOT)))
+    return found
+
+
+def test_build_system_requires_setuptools_77():
+    """`license = "MIT"` and `license-files` (PEP 639) fail to build with older setuptools."""
+    reqs = PYPROJECT["build-system"]["requires"]
+    setuptools_reqs = [r for r in reqs if requirement_name(r) == "setuptools"]
+    assert len(setuptools_reqs) == 1, reqs
+    minimum = re.search(r">=\s*(\d+)", setuptools_reqs[0])
+    assert minimum and int(minimum.group(1)) >= 77, setuptools_reqs[0]
+    assert isinstance(PYPROJECT["project"]["license"], str)  # the field that needs it
+
+
+def test_package_data_files_exist():
+    data = PYPROJECT["tool"]["setuptools"]["package-data"]["lib"]
+    assert "py.typed" in data
+    for pattern in data:
+        assert list((ROOT / "lib").glob(pattern)), f"package-data lists {pattern}: no such file"
+    assert (ROOT / "lib" / "py.typed").read_text() == ""  # PEP 561 marker, empty
+
+
+def test_makefile_installs_only_defined_extras():
+    defined = set(PYPROJECT["project"]["optional-dependencies"])
+    assert set(makefile_extras()) <= defined
+    assert {"book", "test"} <= set(makefile_extras())
+
+
+@pytest.mark.parametrize("folder, extras", [
+    ("lib", ["casestudies"]),  # the package: core dependencies (+ the case studies' extra)
+    ("tools", None),           # maintainers' tools and tests: whatever `make install` installs
+    ("tests", None),
+])
+def test_every_third_party_import_is_a_declared_dependency(folder, extras):
+    extras = makefile_extras() if extras is None else extras
+    allowed = declared(extras)
+    providers = importlib.metadata.packages_distributions()
+    imports = third_party_imports(folder)
+    assert imports, f"no third-party imports found under {folder}/: the scan is broken"
+    missing = []
+    for module, where in imports.items():
+        dists = {constraints.canonical(d) for d in providers.get(module, [])}
+        if not dists:
+            missing.append(f"{module} ({where}): no installed distribution provides it")
+        elif not dists & allowed:
+            missing.append(f"{module} ({where}): from {sorted(dists)}, not declared in "
+                           f"[project] dependencies or the extras {extras}")
+    assert not missing, "\n".join(missing)
+
+
+# --- the built sdist and wheel -----------------------------------------------------------------
+
+BUILD_IGNORE = shutil.ignore_patterns(".git", ".venv", "_build", "build", "dist", "*.egg-info",
+                                      "__pycache__", ".ipynb_checkpoints", ".pytest_cache",
+                                      ".ruff_cache", "submissions", "feedback")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """(sdist file names, wheel file names), built from a copy of the working tree without
+    build isolation (no download: the setuptools of this environment, >= 77, builds)."""
+    where = tmp_path_factory.mktemp("build")
+    src, out = where / "src", where / "dist"
+    shutil.copytree(ROOT, src, ignore=BUILD_IGNORE)
+    out.mkdir()
+    names = {}
+    for kind in ("sdist", "wheel"):  # one process each: build_meta keeps state between calls
+        code = ("import sys; from setuptools import build_meta as b; "
+                f"print('BUILT', b.build_{kind}(sys.argv[1]))")
+        done = subprocess.run([sys.executable, "-c", code, str(out)], cwd=src,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+        names[kind] = re.findall(r"^BUILT (\S+)$", done.stdout, re.M)[-1]
+    sdist_name, wheel_name = names["sdist"], names["wheel"]
+    with tarfile.open(out / sdist_name) as tar:
+        top = sdist_name.removesuffix(".tar.gz")
+        sdist = {m.name.removeprefix(top + "/") for m in tar.getmembers() if m.isfile()}
+    with zipfile.ZipFile(out / wheel_name) as whl:
+        wheel = set(whl.namelist())
+        metadata = next(whl.read(n).decode() for n in wheel if n.endswith(".dist-info/METADATA"))
+    return sdist, wheel, metadata
+
+
+def package_files() -> set[str]:
+    """Every file the package should ship: lib's modules, its data and its type marker."""
+    files = {p.relative_to(ROOT).as_posix() for p in (ROOT / "lib").rglob("*.py")}
+    files |= {p.relative_to(ROOT).as_posix() for p in (ROOT / "lib" / "data").iterdir()}
+    return files | {"lib/py.typed"}
+
+
+@pytest.mark.slow
+def test_sdist_holds_the_package_and_leaves_tests_and_notebooks_out(built):
+    """The sdist is the package only: its tests need the notebooks, the book and the tools,
+    so they are left out (MANIFEST.in) rather than shipped unable to run."""
+    sdist, _, _ = built
+    assert package_files() <= sdist
+    assert {"pyproject.toml", "README.md", "LICENSE", "PKG-INFO"} <= sdist
+    assert {f for f in sdist if "/" not in f} <= {"pyproject.toml", "README.md", "LICENSE",
+                                                  "PKG-INFO", "setup.cfg", "MANIFEST.in"}
+    allowed_top = {"lib", "discrete_choices_book.egg-info"}
+    extra = {f for f in sdist if "/" in f and f.split("/")[0] not in allowed_top}
+    assert not extra, f"files outside the package in the sdist: {sorted(extra)[:10]}"
+    for folder in ("tests", "tools", "chapters", "solutions", "exercises"):
+        assert not [f for f in sdist if f.startswith(folder + "/")], folder
+
+
+@pytest.mark.slow
+def test_wheel_holds_the_package_its_data_and_type_marker(built):
+    _, wheel, metadata = built
+    assert package_files() <= wheel
+    assert {f.split("/")[0] for f in wheel} <= {"lib", "discrete_choices_book-0.1.0.dist-info"}
+    assert "License-Expression: MIT" in metadata
+    assert any(f.endswith(".dist-info/licenses/LICENSE") for f in wheel)
