@@ -4,6 +4,8 @@ constraints.txt, the Makefile's targets and the maintenance tools' command lines
 import ast
 import importlib.metadata
 import importlib.util
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tools import constraints
+from tools import constraints, setup_cell
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+; CI and .venv run 3.11
 
@@ -240,3 +242,91 @@ def test_wheel_holds_the_package_its_data_and_type_marker(built):
     assert {f.split("/")[0] for f in wheel} <= {"lib", "discrete_choices_book-0.1.0.dist-info"}
     assert "License-Expression: MIT" in metadata
     assert any(f.endswith(".dist-info/licenses/LICENSE") for f in wheel)
+
+
+# --- Makefile ----------------------------------------------------------------------------------
+
+
+def phony_targets() -> set[str]:
+    text = MAKEFILE.replace("\\\n", " ")
+    match = re.search(r"^\.PHONY:(.*)$", text, re.M)
+    assert match
+    return set(match.group(1).split())
+
+
+def test_every_rule_is_phony_and_every_phony_target_has_a_rule():
+    rules = set(re.findall(r"^([a-z][\w-]*):", MAKEFILE, re.M))
+    assert rules == phony_targets()
+
+
+def test_make_help_lists_every_target():
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    out = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout
+    listed = set(re.findall(r"^make ([\w-]+)", out, re.M))
+    assert phony_targets() <= listed, f"missing from make help: {phony_targets() - listed}"
+
+
+def test_makefile_recipes_call_existing_modules_and_scripts():
+    modules = re.findall(r"\$\(BIN\)/python -m ([\w.]+)", MAKEFILE)
+    scripts = re.findall(r"\$\(BIN\)/python ([\w/]+\.py)", MAKEFILE)
+    assert "tools.setup_cell" in modules
+    for module in modules:
+        if module != "pip":
+            assert importlib.util.find_spec(module) is not None, module
+    for script in scripts:
+        assert (ROOT / script).exists(), script
+
+
+# --- command lines: --help writes nothing ------------------------------------------------------
+
+
+def test_student_toc_help_writes_no_file(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "tools.student_toc", "--help"], cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    assert "usage:" in done.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def stale_copy(where: Path) -> Path:
+    """A minimal copy of the repository whose one notebook has an outdated set-up cell."""
+    (where / "tools").mkdir(parents=True)
+    for name in ("__init__.py", "setup_cell.py"):
+        shutil.copy(ROOT / "tools" / name, where / "tools" / name)
+    shutil.copy(ROOT / "_config.yml", where / "_config.yml")
+    (where / "chapters").mkdir()
+    notebook = where / "chapters" / "x.ipynb"
+    nb = json.loads((ROOT / "chapters" / "03_gumbel_max.ipynb").read_text())
+    nb["cells"][0].update(source=["# an old set-up cell\n", "import lib.gumbel"], id="kept-id",
+                          execution_count=7)
+    notebook.write_text(json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    return notebook
+
+
+def test_setup_cell_help_rewrites_no_notebook(tmp_path):
+    notebook = stale_copy(tmp_path)
+    before = notebook.read_bytes()
+    run = [sys.executable, "-m", "tools.setup_cell"]
+    done = subprocess.run([*run, "--help"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "usage:" in done.stdout
+    assert notebook.read_bytes() == before
+    # ...while without --help the same copy is rewritten (so the check above can fail)
+    subprocess.run(run, cwd=tmp_path, capture_output=True, check=True)
+    assert notebook.read_bytes() != before
+
+
+def test_sync_replaces_only_the_source_of_the_setup_cell(tmp_path):
+    notebook = stale_copy(tmp_path)
+    old = json.loads(notebook.read_text())
+    assert setup_cell.sync(notebook) is True
+    new = json.loads(notebook.read_text())
+    assert "".join(new["cells"][0]["source"]) == setup_cell.source()
+    new["cells"][0]["source"] = old["cells"][0]["source"]
+    assert new == old  # id, outputs, execution count, metadata and other cells untouched
+    before = notebook.read_bytes()
+    assert setup_cell.sync(notebook) is False
+    assert notebook.read_bytes() == before

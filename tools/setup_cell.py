@@ -6,6 +6,7 @@ Run ``python -m tools.setup_cell`` (or ``make sync-setup``) after changing the r
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
@@ -67,23 +68,29 @@ def notebooks() -> list[Path]:
 
 
 def sync(path: Path) -> bool:
-    """Make cell 0 of ``path`` the current set-up cell; return True when the file changed."""
+    """Make cell 0 of ``path`` the current set-up cell; return True when the file changed.
+
+    An existing set-up cell keeps its id, metadata, outputs and execution count: only its
+    source is replaced, so the notebook's diff is that source and nothing else.
+    """
     nb = json.loads(path.read_text())
     cells = nb["cells"]
-    want = setup_cell()
     if cells and TAG in cells[0].get("metadata", {}).get("tags", []):
-        old = cells[0]
-        if "".join(old["source"]) == source():
+        if "".join(cells[0]["source"]) == source():
             return False
-        want["execution_count"] = old.get("execution_count")
-        cells[0] = want
+        cells[0]["source"] = setup_cell()["source"]
     else:
-        cells.insert(0, want)
-    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+        cells.insert(0, setup_cell())
+    path.write_text(json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
     return True
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.setup_cell",
+        description="Rewrite cell 0 (the set-up cell) of every notebook in "
+                    f"{', '.join(NOTEBOOK_DIRS)}/ from the repository set in _config.yml.")
+    parser.parse_args(argv)
     changed = [p for p in notebooks() if sync(p)]
     for p in changed:
         print(f"updated set-up cell: {p.relative_to(ROOT)}")
