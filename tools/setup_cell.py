@@ -2,6 +2,10 @@
 
 Run ``python -m tools.setup_cell`` (or ``make sync-setup``) after changing the repository in
 ``_config.yml``; ``tests/test_book_structure.py`` fails while any notebook holds an old copy.
+
+The cell checks ``lib.__book__`` (:data:`MARKER`): ``lib`` is a common name, and a ``lib/``
+folder in the working directory or another package called ``lib`` would otherwise be imported
+silently and fail later with a confusing AttributeError.
 """
 
 from __future__ import annotations
@@ -18,17 +22,26 @@ TAG = "book-setup"
 #: Environment variable that points the set-up cell at a local path or wheel (tests, offline use).
 SOURCE_ENV = "BOOK_LIB_SOURCE"
 
+#: The value of ``lib.__book__``: tells this book's package from any other module named ``lib``.
+MARKER = "discrete-choices-book"
+
 TEMPLATE = '''\
 # Set-up: makes the book's package `lib` importable. It does nothing where `lib` is installed
 # (for example after `make lab`); in Colab it installs the package from the repository once.
 try:
-    import lib.gumbel  # noqa: F401
+    import lib
 except ImportError:
     import importlib, os, subprocess, sys
     source = os.environ.get("{env}", "git+{url}@{branch}")
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", source], check=True)
     importlib.invalidate_caches()
-    import lib.gumbel  # noqa: F401'''
+    import lib
+if getattr(lib, "__book__", None) != "{marker}":
+    raise ImportError(
+        f"`import lib` found {{getattr(lib, '__file__', None) or list(lib.__path__)}}, which is "
+        "not this book's package. Rename or move that `lib` folder (or uninstall that package), "
+        "or install the book's package, then restart the kernel:\\n"
+        "    pip install git+{url}@{branch}")'''
 
 
 def repository() -> tuple[str, str]:
@@ -46,7 +59,7 @@ def repository() -> tuple[str, str]:
 
 def source() -> str:
     url, branch = repository()
-    return TEMPLATE.format(env=SOURCE_ENV, url=url, branch=branch)
+    return TEMPLATE.format(env=SOURCE_ENV, url=url, branch=branch, marker=MARKER)
 
 
 def setup_cell() -> dict:
