@@ -13,22 +13,32 @@ GRADES ?= grades.csv
         nbval-matrix nbval-portable
 
 help:
+	@echo "make install         create .venv and install the pinned versions (other targets do it too)"
 	@echo "make book            build the HTML book into _build/html"
-	@echo "make test            lint, unit tests, grader tests and strict nbval (two CPU paths)"
+	@echo "make student-book    build the book without the solutions part"
+	@echo "make test            lint, browser-deps, book, unit tests, strict nbval on two CPU paths"
+	@echo "make lint            ruff on lib, tests and tools"
+	@echo "make unit            the pytest suite (tests/)"
+	@echo "make nbval           re-run chapters and solutions, compare with their stored outputs"
 	@echo "make nbval-matrix    strict nbval under every CPU code path this machine offers"
 	@echo "make nbval-portable  strict nbval under the portable CPU code paths (part of make test)"
+	@echo "make browser-deps    install Chromium for the browser test where root (else skip)"
 	@echo "make lab             open the notebooks in JupyterLab"
 	@echo "make exercises       regenerate exercises/ from solutions/"
+	@echo "make check-exercises fail if exercises/ is out of date with solutions/"
+	@echo "make sync-setup      rewrite every notebook's set-up cell (cell 0) from _config.yml"
 	@echo "make grade SUBMISSIONS=folder   grade every notebook in folder -> $(GRADES)"
-	@echo "make student-book    build the book without the solutions part"
 	@echo "make autograder      build the Gradescope autograder zip (_build/autograder.zip)"
 	@echo "make bench           lib vs PyTorch benchmark -> assets/benchmark.md, then notebook times"
 	@echo "make timings         run every notebook (nothing saved) -> assets/notebook_times.md"
+	@echo "make constraints     rewrite constraints.txt from the packages installed in .venv"
+	@echo "make clean           remove _build"
+	@echo "make help            this list"
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[book,test,grading]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[book,test]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -86,7 +96,7 @@ check-exercises: $(STAMP)
 	$(BIN)/python -m lib.grading.build --check
 
 sync-setup: $(STAMP)
-	$(BIN)/python tools/sync_setup_cells.py
+	$(BIN)/python -m tools.setup_cell
 
 # HIDDEN=path/to/hidden_checks.py adds instructors' hidden checks (see README).
 grade: $(STAMP)
@@ -108,7 +118,7 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab chapters
 
 constraints: $(STAMP)
-	$(BIN)/python -m pip freeze --exclude-editable > constraints.txt
+	$(BIN)/python -m tools.constraints
 
 clean:
 	rm -rf _build

@@ -22,3 +22,6 @@ Modules, one concept each:
 """
 
 __version__ = "0.1.0"
+#: Tells this package from any other module named ``lib`` (checked by every notebook's set-up
+#: cell, see tools/setup_cell.py).
+__book__ = "discrete-choices-book"

@@ -2,10 +2,15 @@
 
 Run ``python -m tools.setup_cell`` (or ``make sync-setup``) after changing the repository in
 ``_config.yml``; ``tests/test_book_structure.py`` fails while any notebook holds an old copy.
+
+The cell checks ``lib.__book__`` (:data:`MARKER`): ``lib`` is a common name, and a ``lib/``
+folder in the working directory or another package called ``lib`` would otherwise be imported
+silently and fail later with a confusing AttributeError.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
@@ -17,17 +22,26 @@ TAG = "book-setup"
 #: Environment variable that points the set-up cell at a local path or wheel (tests, offline use).
 SOURCE_ENV = "BOOK_LIB_SOURCE"
 
+#: The value of ``lib.__book__``: tells this book's package from any other module named ``lib``.
+MARKER = "discrete-choices-book"
+
 TEMPLATE = '''\
 # Set-up: makes the book's package `lib` importable. It does nothing where `lib` is installed
 # (for example after `make lab`); in Colab it installs the package from the repository once.
 try:
-    import lib.gumbel  # noqa: F401
+    import lib
 except ImportError:
     import importlib, os, subprocess, sys
     source = os.environ.get("{env}", "git+{url}@{branch}")
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", source], check=True)
     importlib.invalidate_caches()
-    import lib.gumbel  # noqa: F401'''
+    import lib
+if getattr(lib, "__book__", None) != "{marker}":
+    raise ImportError(
+        f"`import lib` found {{getattr(lib, '__file__', None) or list(lib.__path__)}}, which is "
+        "not this book's package. Rename or move that `lib` folder (or uninstall that package), "
+        "or install the book's package, then restart the kernel:\\n"
+        "    pip install git+{url}@{branch}")'''
 
 
 def repository() -> tuple[str, str]:
@@ -45,7 +59,7 @@ def repository() -> tuple[str, str]:
 
 def source() -> str:
     url, branch = repository()
-    return TEMPLATE.format(env=SOURCE_ENV, url=url, branch=branch)
+    return TEMPLATE.format(env=SOURCE_ENV, url=url, branch=branch, marker=MARKER)
 
 
 def setup_cell() -> dict:
@@ -67,23 +81,29 @@ def notebooks() -> list[Path]:
 
 
 def sync(path: Path) -> bool:
-    """Make cell 0 of ``path`` the current set-up cell; return True when the file changed."""
+    """Make cell 0 of ``path`` the current set-up cell; return True when the file changed.
+
+    An existing set-up cell keeps its id, metadata, outputs and execution count: only its
+    source is replaced, so the notebook's diff is that source and nothing else.
+    """
     nb = json.loads(path.read_text())
     cells = nb["cells"]
-    want = setup_cell()
     if cells and TAG in cells[0].get("metadata", {}).get("tags", []):
-        old = cells[0]
-        if "".join(old["source"]) == source():
+        if "".join(cells[0]["source"]) == source():
             return False
-        want["execution_count"] = old.get("execution_count")
-        cells[0] = want
+        cells[0]["source"] = setup_cell()["source"]
     else:
-        cells.insert(0, want)
-    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+        cells.insert(0, setup_cell())
+    path.write_text(json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
     return True
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.setup_cell",
+        description="Rewrite cell 0 (the set-up cell) of every notebook in "
+                    f"{', '.join(NOTEBOOK_DIRS)}/ from the repository set in _config.yml.")
+    parser.parse_args(argv)
     changed = [p for p in notebooks() if sync(p)]
     for p in changed:
         print(f"updated set-up cell: {p.relative_to(ROOT)}")

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from pathlib import Path
@@ -27,11 +28,11 @@ def student_toc(text: str) -> str:
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print(__doc__)
-        return 2
-    Path(argv[0]).write_text(student_toc((ROOT / "_toc.yml").read_text()))
+    parser = argparse.ArgumentParser(prog="python -m tools.student_toc",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, help="the table of contents to write (OUT.yml)")
+    args = parser.parse_args(argv)
+    args.out.write_text(student_toc((ROOT / "_toc.yml").read_text()))
     return 0
 
 
