@@ -47,7 +47,7 @@ def get_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def format_bound(value: float, bound: float) -> str:
+def format_bound(value: float, bound: float, fmt: str | None = None) -> str:
     """Print a rounding-level quantity as a bound, the same on every CPU.
 
     Errors at the level of floating-point rounding (``1.1e-16`` on one machine, ``5.6e-17`` on
@@ -58,9 +58,12 @@ def format_bound(value: float, bound: float) -> str:
     Args:
         value: a non-negative number such as a maximum absolute error (NaN counts as above).
         bound: the bound to state, > 0.
+        fmt: a format spec for values at or above the bound (``".3g"``): for a column whose
+            entries are either real measurements or rounding-level.
 
     Returns:
-        ``"< 1e-14"`` when ``value < bound``, else ``"2.3e-12 (not below 1e-14)"``.
+        ``"< 1e-14"`` when ``value < bound``; else ``format(value, fmt)`` if ``fmt`` is given,
+        or ``"2.3e-12 (not below 1e-14)"``.
 
     Example:
         >>> format_bound(1.1e-16, 1e-14)
@@ -70,4 +73,6 @@ def format_bound(value: float, bound: float) -> str:
     bound = check_real(bound, "bound", gt=0.0)
     if value < bound:
         return f"< {bound:.0e}".replace("e-0", "e-").replace("e+0", "e+")
+    if fmt is not None:
+        return format(value, fmt)
     return f"{value:.2g} (not below {bound:.0e})".replace("e-0", "e-")

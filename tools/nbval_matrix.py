@@ -83,7 +83,8 @@ def run(name: str, overrides: dict[str, str], paths: list[str], workers: int) ->
            "-p", "no:cacheprovider"]
     if workers > 1:
         cmd += ["-n", str(workers), "--dist", "loadfile"]
-    print(f"== {name}: {' '.join(f'{k}={v}' for k, v in overrides.items()) or '(no overrides)'}"
+    shown = " ".join(f"{k}={env[k]}" for k in overrides) or "(no overrides)"
+    print(f"== {name}: {shown}"
           f" -> PyTorch kernels {capability}", flush=True)
     start = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
