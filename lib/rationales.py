@@ -496,7 +496,8 @@ def train_test_split(
     if n_test >= len(data):
         raise ValueError(f"{len(data)} texts are too few to split with test_fraction="
                          f"{test_fraction}")
-    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    order = rng.randperm(len(data), generator=torch.Generator().manual_seed(seed),
+                         device=data.tokens.device)
     return data[order[n_test:]], data[order[:n_test]]
 
 

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["draw_device", "rand", "rand_like", "randint", "randperm", "same_device"]
+__all__ = ["draw_device", "rand", "rand_like", "randint", "randn", "randperm", "same_device"]
 
 DeviceLike = torch.device | str | None
 
@@ -149,6 +149,36 @@ def rand_like(like: Tensor, *, generator: torch.Generator | None = None) -> Tens
         )
     u = torch.empty(like.shape, dtype=like.dtype, device=generator.device)
     return u.uniform_(generator=generator).to(like.device)
+
+
+def randn(
+    shape: int | Sequence[int] | torch.Size,
+    *,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype | None = None,
+    device: DeviceLike = None,
+) -> Tensor:
+    """Standard normal numbers for ``device``, drawn on the generator's device.
+
+    On the generator's own device this is ``torch.randn(shape, generator=generator,
+    dtype=dtype, device=device)``, the same numbers.
+
+    Args:
+        shape: output shape: an int, a tuple of ints or a ``torch.Size``.
+        generator: None or a ``torch.Generator`` on the CPU or on ``device``.
+        dtype: floating-point dtype (None: the default dtype).
+        device: device of the output (None: the default device).
+
+    Returns:
+        Tensor of shape ``shape`` on ``device``.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> torch.equal(randn(3, generator=g), torch.randn(3, generator=g.manual_seed(0)))
+        True
+    """
+    size = (shape,) if isinstance(shape, int) else tuple(shape)
+    return _draw(lambda **kw: torch.randn(size, **kw), generator, device, dtype=dtype)
 
 
 def randint(
