@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lib.rng import same_device
+from lib.rng import as_device, same_device
 
 __all__ = [
     "check_bool",
@@ -157,7 +157,7 @@ def check_generator(
         )
     generator_device = generator.device
     if generator_device.type != "cpu" and not same_device(generator_device, device):
-        target = "the default device" if device is None else torch.device(device)
+        target = f"{as_device(device)}{' (the default device)' if device is None else ''}"
         raise ValueError(
             f"{name} lives on {generator_device} but the tensors it samples for are on "
             f"{target}; a generator must be on the CPU or on the tensors' device. Use a CPU "

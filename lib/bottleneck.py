@@ -127,7 +127,7 @@ def optimal_circle_loss(n_codes: int) -> float:
 
 
 def _uniform(shape: tuple[int, ...], bound: float, generator: torch.Generator | None) -> Tensor:
-    return (rng.rand(shape, generator=generator) * 2 - 1) * bound
+    return (rng.rand(shape, generator=generator, device="cpu") * 2 - 1) * bound
 
 
 class DiscreteAutoencoder(nn.Module):

@@ -350,6 +350,7 @@ class BernoulliProblem(_Problem):
         return exact_gradient_bernoulli(logits, self.f)
 
     def sample(self, logits: Tensor, generator: torch.Generator | None) -> Tensor:
+        check_generator(generator, device=logits.device)
         u = rng.rand(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
         return (u < torch.sigmoid(logits.detach())).to(logits.dtype)
 

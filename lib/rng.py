@@ -15,9 +15,9 @@ on a CPU and on a GPU (the results then agree up to floating-point rounding), an
 every helper below makes exactly the call to ``torch`` that it replaces: same numbers, same
 order, same dtype.
 
-Every random draw of :mod:`lib` goes through these helpers (or through
-:func:`lib.gumbel._uniform_open_like`, the hot path of the Gumbel samplers, which follows the
-same rule).
+Every random draw of :mod:`lib` goes through these helpers. They do not check their
+arguments (:func:`lib.rng.rand_like` is on the hot path of the Gumbel samplers): a public
+function checks its ``generator`` with :func:`lib._validation.check_generator` first.
 """
 
 from __future__ import annotations
@@ -27,7 +27,16 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["draw_device", "rand", "rand_like", "randint", "randn", "randperm", "same_device"]
+__all__ = [
+    "as_device",
+    "draw_device",
+    "rand",
+    "rand_like",
+    "randint",
+    "randn",
+    "randperm",
+    "same_device",
+]
 
 DeviceLike = torch.device | str | None
 
@@ -37,8 +46,19 @@ def _default_device() -> torch.device:
     return get() if get is not None else torch.device("cpu")
 
 
-def _as_device(device: DeviceLike) -> torch.device:
-    """``device`` as a ``torch.device`` (None: the default device), with a CUDA index."""
+def as_device(device: DeviceLike) -> torch.device:
+    """``device`` as a ``torch.device``, with the index of the current CUDA device if none.
+
+    Args:
+        device: a ``torch.device``, a string such as ``"cuda"``, or None (the default device).
+
+    Returns:
+        A ``torch.device``.
+
+    Example:
+        >>> as_device(None), as_device("meta")
+        (device(type='cpu'), device(type='meta'))
+    """
     device = _default_device() if device is None else torch.device(device)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
@@ -61,7 +81,7 @@ def same_device(a: DeviceLike, b: DeviceLike) -> bool:
     """
     if a is b:
         return True
-    return _as_device(a) == _as_device(b)
+    return as_device(a) == as_device(b)
 
 
 def draw_device(generator: torch.Generator | None, device: DeviceLike) -> torch.device:
@@ -81,14 +101,14 @@ def draw_device(generator: torch.Generator | None, device: DeviceLike) -> torch.
         >>> draw_device(torch.Generator(), "meta"), draw_device(None, "meta")
         (device(type='cpu'), device(type='meta'))
     """
-    return _as_device(device) if generator is None else generator.device
+    return as_device(device) if generator is None else generator.device
 
 
 def _draw(factory, generator: torch.Generator | None, device: DeviceLike, **kwargs) -> Tensor:
     """``factory(..., generator=generator, device=...)`` under the book's convention."""
     if generator is None:
         return factory(generator=None, device=device, **kwargs)
-    target = _as_device(device)
+    target = as_device(device)
     if generator.device == target:  # the common case: no copy
         return factory(generator=generator, device=device, **kwargs)
     return factory(generator=generator, device=generator.device, **kwargs).to(target)
