@@ -115,22 +115,28 @@ def check_callable(f: Any, name: str) -> Callable[..., Any]:
     return f
 
 
+_CPU = torch.device("cpu")
+
+
 def check_generator(
     generator: Any,
     name: str = "generator",
     *,
     device: torch.device | str | None = None,
+    like: Tensor | None = None,
 ) -> torch.Generator | None:
     """Check a ``generator`` argument against the book's convention (see :mod:`lib.rng`).
 
-    ``generator`` must be None or a ``torch.Generator`` whose device is the CPU or ``device``,
-    the device of the tensors being sampled for. Numbers are then drawn on the generator's
-    device and moved to ``device``, so a CPU generator works for tensors on any device.
+    ``generator`` must be None or a ``torch.Generator`` whose device is the CPU or the device
+    of the tensors being sampled for. Numbers are then drawn on the generator's device and
+    moved to the tensors' device, so a CPU generator works for tensors on any device.
 
     Args:
         generator: the argument to check.
         name: argument name used in messages.
         device: the device of the tensors being sampled for (None: the default device).
+        like: a tensor on that device, instead of ``device`` (its device is only looked up
+            for a generator that is not on the CPU: the cheap form for hot paths).
 
     Returns:
         ``generator`` unchanged.
@@ -138,12 +144,12 @@ def check_generator(
     Raises:
         TypeError: if ``generator`` is neither None nor a ``torch.Generator`` (an int seed, a
             NumPy generator, ...).
-        ValueError: if the generator's device is neither the CPU nor ``device`` (a CUDA
-            generator for CPU tensors, say).
+        ValueError: if the generator's device is neither the CPU nor the tensors' device (a
+            CUDA generator for CPU tensors, say).
     """
     if generator is None:
         return None
-    if not isinstance(generator, torch.Generator):
+    if type(generator) is not torch.Generator and not isinstance(generator, torch.Generator):
         if isinstance(generator, numbers.Integral) and not isinstance(generator, bool):
             hint = (f"; to seed the draws pass torch.Generator().manual_seed({generator!r}) "
                     f"(or lib.utils.set_seed({generator!r}))")
@@ -156,7 +162,11 @@ def check_generator(
             f"{name} must be None or a torch.Generator, got {type_name(generator)}{hint}"
         )
     generator_device = generator.device
-    if generator_device.type != "cpu" and not same_device(generator_device, device):
+    if generator_device == _CPU:
+        return generator
+    if like is not None:
+        device = like.device
+    if not same_device(generator_device, device):
         target = f"{as_device(device)}{' (the default device)' if device is None else ''}"
         raise ValueError(
             f"{name} lives on {generator_device} but the tensors it samples for are on "

@@ -350,7 +350,7 @@ class BernoulliProblem(_Problem):
         return exact_gradient_bernoulli(logits, self.f)
 
     def sample(self, logits: Tensor, generator: torch.Generator | None) -> Tensor:
-        check_generator(generator, device=logits.device)
+        check_generator(generator, like=logits)
         u = rng.rand(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
         return (u < torch.sigmoid(logits.detach())).to(logits.dtype)
 
@@ -603,7 +603,7 @@ class Estimator:
                 f"reinforce_loo needs n_samples >= 2 (the baseline of each sample is the mean "
                 f"of the others), got n_samples={n_samples}"
             )
-        check_generator(generator, device=logits.device)
+        check_generator(generator, like=logits)
         kwargs = dict(self.params)
         if self.name == "reinforce_moving_average":
             state = {} if state is None else state
@@ -791,7 +791,7 @@ def measure(
     n_samples = check_int(n_samples, "n_samples", min_value=1)
     n_repeats = check_int(n_repeats, "n_repeats", min_value=2)
     logits = problem._logits_or_default(logits)
-    check_generator(generator, device=logits.device)
+    check_generator(generator, like=logits)
     exact = problem.exact_gradient(logits).double()
     start = time.perf_counter()
     estimates = estimator(problem, logits, n_samples, n_repeats, generator)
@@ -875,7 +875,7 @@ def time_per_estimate(
     n_samples = check_int(n_samples, "n_samples", min_value=1)
     n_repeats = check_int(n_repeats, "n_repeats", min_value=1)
     trials = check_int(trials, "trials", min_value=1)
-    check_generator(generator, device=problem.logits.device)
+    check_generator(generator, like=problem.logits)
     estimator(problem, None, n_samples, n_repeats, generator)
     best = math.inf
     for _ in range(trials):
@@ -939,7 +939,7 @@ def optimise(
     if optimizer not in ("sgd", "adam"):
         raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
     start = problem._logits_or_default(logits)
-    check_generator(generator, device=start.device)
+    check_generator(generator, like=start)
     param = start.expand(n_runs, -1).clone()
     # The updates are written out (same formulas and defaults as torch.optim.SGD / Adam): the
     # first torch.optim step imports torch._dynamo, several seconds on a small machine.

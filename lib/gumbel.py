@@ -170,8 +170,7 @@ def gumbel_max_sample(
         Maddison, Tarlow, Minka (2014), *A* Sampling*, NeurIPS.
     """
     check_logits(logits, dim=dim)
-    if generator is not None:  # hot path: no device lookup for the default generator
-        check_generator(generator, device=logits.device)
+    check_generator(generator, like=logits)
     u = _uniform_open_like(logits, generator)
     # logits - log(-log u) equals logits + sample_gumbel(...) bit for bit (a - b == a + (-b)
     # in IEEE arithmetic), with one pass over the noise fewer
@@ -216,7 +215,7 @@ def gumbel_topk_sample(
     check_logits(logits, dim=dim)
     n_categories = logits.shape[dim]
     k = check_int(k, "k", min_value=1, max_value=n_categories)
-    check_generator(generator, device=logits.device)
+    check_generator(generator, like=logits)
     n_finite = torch.isfinite(logits).sum(dim=dim)
     if bool((n_finite < k).any()):
         raise ValueError(

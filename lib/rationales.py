@@ -761,7 +761,7 @@ def rationale_loss(
     lambda1 = check_real(lambda1, "lambda1", ge=0.0)
     lambda2 = check_real(lambda2, "lambda2", ge=0.0)
     n_samples = check_int(n_samples, "n_samples", min_value=1)
-    check_generator(generator, device=tokens.device)
+    check_generator(generator, like=tokens)
     mask = mask.bool()
     length = int(mask.sum(-1).max()) if mask.numel() else 0
     if length == 0:
@@ -860,7 +860,7 @@ def selector_gradients(
     if estimator == "full_text":
         raise ValueError("full_text has no selector gradient")
     n_repeats = check_int(n_repeats, "n_repeats", min_value=1)
-    check_generator(generator, device=tokens.device)
+    check_generator(generator, like=tokens)
     params = _selector_parameters(model)
     rows = []
     for _ in range(n_repeats):

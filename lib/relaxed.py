@@ -90,8 +90,7 @@ def gumbel_softmax(
     check_logits(logits, dim=dim)
     tau = check_tau(tau, like=logits, dim=dim)
     check_bool(hard, "hard")
-    if generator is not None:  # hot path: no device lookup for the default generator
-        check_generator(generator, device=logits.device)
+    check_generator(generator, like=logits)
     u = _uniform_open_like(logits, generator)
     # logits - log(-log u) equals logits + sample_gumbel(...) bit for bit (a - b == a + (-b)
     # in IEEE arithmetic), with one pass over the noise fewer
@@ -155,7 +154,7 @@ def relaxed_bernoulli(
     check_logits(logits, dim=None)
     tau = check_tau(tau, like=logits)
     check_bool(hard, "hard")
-    check_generator(generator, device=logits.device)
+    check_generator(generator, like=logits)
     u = _uniform_open(tuple(logits.shape), generator, logits.dtype, logits.device)
     noise = torch.log(u) - torch.log1p(-u)
     perturbed = logits + noise

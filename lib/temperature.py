@@ -335,7 +335,7 @@ def temperature_experiment(
         raise ValueError("logits must be finite in the temperature experiment (no -inf masks)")
     taus = _check_taus(taus)
     n = check_int(n_samples, "n_samples", min_value=1)
-    check_generator(generator, device=logits.device)
+    check_generator(generator, like=logits)
 
     x = logits.detach().to(dtype=torch.float64)  # the samples are drawn on the logits' device
     k = x.numel()

@@ -403,7 +403,7 @@ class CategoricalVAE(nn.Module):
         """
         n_samples = check_int(n_samples, "n_samples", min_value=1)
         weight = next(self.parameters())
-        check_generator(generator, device=weight.device)
+        check_generator(generator, like=weight)
         index = rng.randint(
             self.n_categories, (n_samples, self.n_latent), generator=generator,
             device=weight.device,
@@ -494,7 +494,7 @@ def sample_latent(
     check_logits(logits)
     tau = check_tau(tau)
     n_samples = check_int(n_samples, "n_samples", min_value=1)
-    check_generator(generator, device=logits.device)
+    check_generator(generator, like=logits)
     return _sample_latent(logits, estimator, tau, n_samples, generator)
 
 
@@ -601,7 +601,7 @@ def vae_loss(
         )
     logits = model.encode(x)  # [B, N, K]
     tau = check_tau(tau)
-    check_generator(generator, device=logits.device)
+    check_generator(generator, like=logits)
     z = _sample_latent(logits, estimator, tau, n_samples, generator)  # [S, B, N, K]
     cost = -bernoulli_log_likelihood(model.decode(z), x)  # [S, B]
     kl = _kl_uniform(logits).sum(dim=-1)  # [B]
@@ -651,7 +651,7 @@ def discrete_negative_elbo(
     """
     n_samples = check_int(n_samples, "n_samples", min_value=1)
     logits = model.encode(x)
-    check_generator(generator, device=logits.device)
+    check_generator(generator, like=logits)
     z = _one_hot_sample(logits.expand(n_samples, *logits.shape), generator)
     cost = -bernoulli_log_likelihood(model.decode(z), x)
     return cost.mean(dim=0) + _kl_uniform(logits).sum(dim=-1)

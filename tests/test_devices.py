@@ -123,6 +123,8 @@ def test_check_generator_rules():
     g = gen(0)
     assert check_generator(None) is None and check_generator(g, device="meta") is g
     assert check_generator(FakeCudaGenerator(), device="cuda:0") is not None
+    with pytest.raises(ValueError, match=r"^generator lives on cuda:0 .* on meta;"):
+        check_generator(FakeCudaGenerator(), like=torch.zeros(2, device=META))
     with pytest.raises(TypeError, match=r"^seed_gen must be None or a torch\.Generator, got int"):
         check_generator(3, "seed_gen")
     with pytest.raises(ValueError, match=r"^g lives on cuda:0 .* on cuda:1; a generator must be "
