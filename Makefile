@@ -9,7 +9,7 @@ SUBMISSIONS ?= submissions
 GRADES ?= grades.csv
 
 .PHONY: help install book student-book test lint unit nbval exercises check-exercises \
-        sync-setup grade autograder lab bench timings clean constraints browser-deps \
+        sync-setup grade autograder lab bench timings gpu-smoke clean constraints browser-deps \
         nbval-matrix nbval-portable
 
 help:
@@ -31,6 +31,7 @@ help:
 	@echo "make autograder      build the Gradescope autograder zip (_build/autograder.zip)"
 	@echo "make bench           lib vs PyTorch benchmark -> assets/benchmark.md, then notebook times"
 	@echo "make timings         run every notebook (nothing saved) -> assets/notebook_times.md"
+	@echo "make gpu-smoke       each chapter's core calls on CUDA (skipped without a GPU)"
 	@echo "make constraints     rewrite constraints.txt from the packages installed in .venv"
 	@echo "make clean           remove _build"
 	@echo "make help            this list"
@@ -113,6 +114,11 @@ bench: $(STAMP)
 # Run every notebook (nothing saved) and report times (-> assets/notebook_times.md).
 timings: $(STAMP)
 	$(BIN)/python -m tools.timings
+
+# Each chapter's core calls on a CUDA device, compared with a CPU run (tools/gpu_smoke.py);
+# prints "no CUDA device: skipped" and succeeds where there is no GPU.
+gpu-smoke: $(STAMP)
+	$(BIN)/python -m tools.gpu_smoke
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab chapters

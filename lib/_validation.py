@@ -19,10 +19,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lib.rng import as_device, same_device
+
 __all__ = [
     "check_bool",
     "check_callable",
     "check_dim",
+    "check_generator",
     "check_int",
     "check_logits",
     "check_real",
@@ -110,6 +113,69 @@ def check_callable(f: Any, name: str) -> Callable[..., Any]:
     if not callable(f):
         raise TypeError(f"{name} must be a callable (a function), got {type_name(f)}")
     return f
+
+
+_CPU = torch.device("cpu")
+
+
+def check_generator(
+    generator: Any,
+    name: str = "generator",
+    *,
+    device: torch.device | str | None = None,
+    like: Tensor | None = None,
+) -> torch.Generator | None:
+    """Check a ``generator`` argument against the book's convention (see :mod:`lib.rng`).
+
+    ``generator`` must be None or a ``torch.Generator`` whose device is the CPU or the device
+    of the tensors being sampled for. Numbers are then drawn on the generator's device and
+    moved to the tensors' device, so a CPU generator works for tensors on any device.
+
+    Args:
+        generator: the argument to check.
+        name: argument name used in messages.
+        device: the device of the tensors being sampled for (None: the default device).
+        like: a tensor on that device, instead of ``device`` (its device is only looked up
+            for a generator that is not on the CPU: the cheap form for hot paths).
+
+    Returns:
+        ``generator`` unchanged.
+
+    Raises:
+        TypeError: if ``generator`` is neither None nor a ``torch.Generator`` (an int seed, a
+            NumPy generator, ...).
+        ValueError: if the generator's device is neither the CPU nor the tensors' device (a
+            CUDA generator for CPU tensors, say).
+    """
+    if generator is None:
+        return None
+    if type(generator) is not torch.Generator and not isinstance(generator, torch.Generator):
+        if isinstance(generator, numbers.Integral) and not isinstance(generator, bool):
+            hint = (f"; to seed the draws pass torch.Generator().manual_seed({generator!r}) "
+                    f"(or lib.utils.set_seed({generator!r}))")
+        elif type(generator).__module__.startswith("numpy"):
+            hint = ("; a NumPy generator cannot drive torch's samplers: pass "
+                    "torch.Generator().manual_seed(seed) (or lib.utils.set_seed(seed))")
+        else:
+            hint = "; create one with torch.Generator().manual_seed(seed)"
+        raise TypeError(
+            f"{name} must be None or a torch.Generator, got {type_name(generator)}{hint}"
+        )
+    generator_device = generator.device
+    if generator_device == _CPU:
+        return generator
+    if like is not None:
+        device = like.device
+    if not same_device(generator_device, device):
+        target = f"{as_device(device)}{' (the default device)' if device is None else ''}"
+        raise ValueError(
+            f"{name} lives on {generator_device} but the tensors it samples for are on "
+            f"{target}; a generator must be on the CPU or on the tensors' device. Use a CPU "
+            f"generator (torch.Generator().manual_seed(seed) or lib.utils.set_seed(seed)): "
+            f"its numbers are moved to any device, and the same seed gives the same numbers "
+            f"everywhere"
+        )
+    return generator
 
 
 def check_int(

@@ -37,7 +37,15 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lib._validation import check_int, check_real, check_tau, check_tensor, type_name
+from lib import rng
+from lib._validation import (
+    check_generator,
+    check_int,
+    check_real,
+    check_tau,
+    check_tensor,
+    type_name,
+)
 from lib.estimators import straight_through
 from lib.gumbel import sample_gumbel
 from lib.training import snap_
@@ -59,7 +67,11 @@ Temperature = float | Callable[[int], float]
 
 
 def circle_data(
-    n: int, *, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32
+    n: int,
+    *,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
 ) -> Tensor:
     r"""Points uniformly distributed on the unit circle.
 
@@ -67,8 +79,9 @@ def circle_data(
 
     Args:
         n: number of points, >= 1.
-        generator: optional ``torch.Generator``.
+        generator: optional ``torch.Generator`` on the CPU or on ``device``.
         dtype: floating-point dtype of the output.
+        device: device of the output (None: the default device).
 
     Returns:
         Tensor ``[n, 2]``.
@@ -79,7 +92,8 @@ def circle_data(
         (torch.Size([5, 2]), True)
     """
     n = check_int(n, "n", min_value=1)
-    theta = 2 * math.pi * torch.rand(n, generator=generator, dtype=torch.float64)
+    check_generator(generator, device=device)
+    theta = 2 * math.pi * rng.rand(n, generator=generator, dtype=torch.float64, device=device)
     return torch.stack([theta.cos(), theta.sin()], dim=-1).to(dtype)
 
 
@@ -114,7 +128,7 @@ def optimal_circle_loss(n_codes: int) -> float:
 
 
 def _uniform(shape: tuple[int, ...], bound: float, generator: torch.Generator | None) -> Tensor:
-    return (torch.rand(shape, generator=generator) * 2 - 1) * bound
+    return (rng.rand(shape, generator=generator, device="cpu") * 2 - 1) * bound
 
 
 class DiscreteAutoencoder(nn.Module):
@@ -136,7 +150,8 @@ class DiscreteAutoencoder(nn.Module):
         n_codes: number of codes K, >= 2.
         hidden: width of the encoder's hidden layer, >= 1.
         data_dim: dimension of the data, >= 1.
-        generator: optional ``torch.Generator`` for the initial weights.
+        generator: optional CPU ``torch.Generator`` for the initial weights (the module is
+            built on the CPU; move it with ``.to(device)``).
 
     Example:
         >>> model = DiscreteAutoencoder(3, generator=torch.Generator().manual_seed(0))
@@ -156,6 +171,7 @@ class DiscreteAutoencoder(nn.Module):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
+        check_generator(generator, device="cpu")
         self.n_models = check_int(n_models, "n_models", min_value=1)
         self.n_codes = check_int(n_codes, "n_codes", min_value=2)
         self.hidden = check_int(hidden, "hidden", min_value=1)
@@ -306,7 +322,8 @@ def evaluate_autoencoder(
         x: test data ``[n, data_dim]``.
         tau: temperature(s) for the relaxed loss: one float, or one per model.
         n_samples: Gumbel draws per point for the relaxed loss, >= 1.
-        generator: optional ``torch.Generator`` for those draws.
+        generator: optional ``torch.Generator`` for those draws, on the CPU or on the
+            model's device.
 
     Returns:
         dict ``relaxed``, ``sample``, ``argmax``: float64 arrays ``[n_models]``.
@@ -325,22 +342,26 @@ def evaluate_autoencoder(
     if len(taus) != model.n_models:
         raise ValueError(f"tau must be one float or one per model ({model.n_models}), "
                          f"got {len(taus)}")
-    tau_t = torch.tensor([check_tau(t) for t in taus], dtype=model.w1.dtype).view(-1, 1, 1)
+    device = model.w1.device
+    check_generator(generator, device=device)
+    tau_t = torch.tensor([check_tau(t) for t in taus], dtype=model.w1.dtype, device=device)
+    tau_t = tau_t.view(-1, 1, 1)
     with torch.no_grad():
         logits = model.encode(x)
         errors = model.squared_errors(x)
         xs = model._batched(x, "x", model.data_dim)
-        relaxed = torch.zeros(model.n_models, dtype=torch.float64)
+        relaxed = torch.zeros(model.n_models, dtype=torch.float64, device=device)
         for _ in range(n_samples):
-            noise = sample_gumbel(logits.shape[1:], generator=generator, dtype=logits.dtype)
+            noise = sample_gumbel(logits.shape[1:], generator=generator, dtype=logits.dtype,
+                                  device=device)
             soft = torch.softmax((logits + noise) / tau_t, dim=-1)
             relaxed += ((xs - model.decode(soft)) ** 2).sum(-1).mean(-1).double()
         sample = (torch.softmax(logits, dim=-1) * errors).sum(-1).mean(-1)
         argmax = errors.gather(-1, logits.argmax(-1, keepdim=True)).squeeze(-1).mean(-1)
     return {
-        "relaxed": (relaxed / n_samples).numpy(),
-        "sample": sample.double().numpy(),
-        "argmax": argmax.double().numpy(),
+        "relaxed": (relaxed / n_samples).cpu().numpy(),
+        "sample": sample.double().cpu().numpy(),
+        "argmax": argmax.double().cpu().numpy(),
     }
 
 
@@ -419,6 +440,7 @@ def train_autoencoder(
     n_train: int = 1024,
     n_test: int = 2048,
     n_eval_samples: int = 8,
+    device: torch.device | str | None = None,
 ) -> AutoencoderRun:
     r"""Train discrete-bottleneck autoencoders on :func:`circle_data`, one per method/temperature.
 
@@ -446,6 +468,9 @@ def train_autoencoder(
         hidden: encoder width.
         n_train, n_test: sizes of the training and test sets.
         n_eval_samples: Gumbel draws per test point for the relaxed test loss.
+        device: where to train (None: the CPU). Every random number comes from one CPU
+            generator seeded with ``seed`` (see :mod:`lib.rng`), so a GPU run starts from
+            the same data, weights, mini-batches and noise as a CPU run.
 
     Returns:
         An :class:`AutoencoderRun`.
@@ -461,42 +486,44 @@ def train_autoencoder(
     try:
         return _train(methods, taus, n_steps=n_steps, seed=seed, batch_size=batch_size, lr=lr,
                       n_codes=n_codes, hidden=hidden, n_train=n_train, n_test=n_test,
-                      n_eval_samples=n_eval_samples)
+                      n_eval_samples=n_eval_samples, device=device)
     finally:
         torch.set_num_threads(threads)
 
 
 def _train(methods, taus, *, n_steps, seed, batch_size, lr, n_codes, hidden, n_train, n_test,
-           n_eval_samples) -> AutoencoderRun:
+           n_eval_samples, device) -> AutoencoderRun:
     n_steps = check_int(n_steps, "n_steps", min_value=1)
     seed = check_int(seed, "seed", min_value=0)
     batch_size = check_int(batch_size, "batch_size", min_value=1)
     lr = check_real(lr, "lr", gt=0.0)
     n_train = check_int(n_train, "n_train", min_value=1)
     n_test = check_int(n_test, "n_test", min_value=1)
+    device = torch.device("cpu") if device is None else torch.device(device)
     generator = torch.Generator().manual_seed(seed)
-    train_x = circle_data(n_train, generator=generator)
-    test_x = circle_data(n_test, generator=generator)
+    train_x = circle_data(n_train, generator=generator, device=device)
+    test_x = circle_data(n_test, generator=generator, device=device)
     model = DiscreteAutoencoder(len(methods), n_codes=n_codes, hidden=hidden,
-                                generator=generator)
+                                generator=generator).to(device)
     params = list(model.parameters())
     adam = _Adam(params, lr)
     n_models = len(methods)
     present = [m for m in METHODS if m in methods]
-    pick = torch.tensor([[present.index(m)] for m in methods])  # [N, 1]
+    pick = torch.tensor([[present.index(m)] for m in methods], device=device)  # [N, 1]
     train_loss = np.zeros((n_steps, n_models))
     tau_history = np.zeros((n_steps + 1, n_models))
     for step in range(n_steps):
         tau_history[step] = _tau_values(taus, step)
-        tau_t = torch.tensor(tau_history[step], dtype=model.w1.dtype).view(-1, 1, 1)
-        x = train_x[torch.randint(0, n_train, (batch_size,), generator=generator)]
-        noise = sample_gumbel((batch_size, n_codes), generator=generator)
+        tau_t = torch.tensor(tau_history[step], dtype=model.w1.dtype, device=device)
+        tau_t = tau_t.view(-1, 1, 1)
+        x = train_x[rng.randint(n_train, (batch_size,), generator=generator, device=device)]
+        noise = sample_gumbel((batch_size, n_codes), generator=generator, device=device)
         losses = _losses(model, present, x, tau_t, noise)
         per_model = torch.stack([losses[m] for m in present], dim=1).gather(1, pick).squeeze(1)
         # the models do not interact: each parameter slice gets its own model's gradient
         adam.step(torch.autograd.grad(per_model.sum(), params))
         snap_(params)  # the same weights on every CPU (lib.training)
-        train_loss[step] = per_model.detach().double().numpy()
+        train_loss[step] = per_model.detach().double().cpu().numpy()
     tau_history[n_steps] = _tau_values(taus, n_steps)
     test = evaluate_autoencoder(model, test_x, list(tau_history[n_steps]),
                                 n_samples=n_eval_samples, generator=generator)

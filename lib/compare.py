@@ -41,8 +41,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lib import rng
 from lib._validation import (
     check_callable,
+    check_generator,
     check_int,
     check_logits,
     check_real,
@@ -255,11 +257,11 @@ class CategoricalProblem(_Problem):
     _size_name = "K categories"
 
     def _probe_points(self) -> Tensor:
-        eye = torch.eye(self.dim, dtype=self.logits.dtype)
-        return eye[torch.arange(6) % self.dim].reshape(2, 3, self.dim)
+        eye = self._outcomes()
+        return eye[torch.arange(6, device=eye.device) % self.dim].reshape(2, 3, self.dim)
 
     def _outcomes(self) -> Tensor:
-        return torch.eye(self.dim, dtype=self.logits.dtype)
+        return torch.eye(self.dim, dtype=self.logits.dtype, device=self.logits.device)
 
     def _log_probs_of_outcomes(self, logits: Tensor) -> Tensor:
         return torch.log_softmax(logits, dim=-1)
@@ -328,11 +330,13 @@ class BernoulliProblem(_Problem):
         super().__init__(logits, f, name)
 
     def _probe_points(self) -> Tensor:
-        codes = torch.arange(6).unsqueeze(-1) >> torch.arange(self.dim)
+        device = self.logits.device
+        bits = torch.arange(self.dim, device=device)
+        codes = torch.arange(6, device=device).unsqueeze(-1) >> bits
         return (codes & 1).to(self.logits.dtype).reshape(2, 3, self.dim)
 
     def _outcomes(self) -> Tensor:
-        return enumerate_binary(self.dim, dtype=self.logits.dtype)
+        return enumerate_binary(self.dim, dtype=self.logits.dtype, device=self.logits.device)
 
     def _log_probs_of_outcomes(self, logits: Tensor) -> Tensor:
         configs = self._outcomes().to(logits.dtype)
@@ -347,7 +351,8 @@ class BernoulliProblem(_Problem):
         return exact_gradient_bernoulli(logits, self.f)
 
     def sample(self, logits: Tensor, generator: torch.Generator | None) -> Tensor:
-        u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype)
+        check_generator(generator, like=logits)
+        u = rng.rand(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
         return (u < torch.sigmoid(logits.detach())).to(logits.dtype)
 
     def log_prob(self, samples: Tensor, logits: Tensor) -> Tensor:
@@ -462,7 +467,8 @@ def _ema_of_previous(x: Tensor, beta: float) -> Tensor:
     """
     n = x.shape[0]
     length = 1 if beta == 0 else min(n, max(1, math.ceil(math.log(1e-12) / math.log(beta))))
-    kernel = (beta ** torch.arange(length - 1, -1, -1, dtype=x.dtype)).view(1, 1, -1)
+    powers = torch.arange(length - 1, -1, -1, dtype=x.dtype, device=x.device)
+    kernel = (beta**powers).view(1, 1, -1)
     padded = torch.cat([x.new_zeros(length), x]).view(1, 1, -1)
     ones = torch.cat([x.new_zeros(length), torch.ones_like(x)]).view(1, 1, -1)
     num = F.conv1d(padded, kernel).view(-1)[:n]
@@ -598,8 +604,7 @@ class Estimator:
                 f"reinforce_loo needs n_samples >= 2 (the baseline of each sample is the mean "
                 f"of the others), got n_samples={n_samples}"
             )
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator, got {type_name(generator)}")
+        check_generator(generator, like=logits)
         kwargs = dict(self.params)
         if self.name == "reinforce_moving_average":
             state = {} if state is None else state
@@ -760,7 +765,7 @@ def measure(
             ``[n_repeats, D]``.
         n_samples: samples per estimate, >= 1.
         n_repeats: independent estimates, >= 2.
-        generator: optional ``torch.Generator``.
+        generator: optional ``torch.Generator`` on the CPU or on the problem's device.
         logits: where to measure (default: the problem's logits), shape ``[D]``.
 
     Returns:
@@ -787,6 +792,7 @@ def measure(
     n_samples = check_int(n_samples, "n_samples", min_value=1)
     n_repeats = check_int(n_repeats, "n_repeats", min_value=2)
     logits = problem._logits_or_default(logits)
+    check_generator(generator, like=logits)
     exact = problem.exact_gradient(logits).double()
     start = time.perf_counter()
     estimates = estimator(problem, logits, n_samples, n_repeats, generator)
@@ -854,7 +860,7 @@ def time_per_estimate(
         estimator: an :class:`Estimator` or a callable with the same signature.
         n_samples: samples per estimate.
         n_repeats: estimates per timed call (vectorised), >= 1.
-        generator: optional ``torch.Generator``.
+        generator: optional ``torch.Generator`` on the CPU or on the problem's device.
         trials: timed calls, >= 1.
 
     Returns:
@@ -870,6 +876,7 @@ def time_per_estimate(
     n_samples = check_int(n_samples, "n_samples", min_value=1)
     n_repeats = check_int(n_repeats, "n_repeats", min_value=1)
     trials = check_int(trials, "trials", min_value=1)
+    check_generator(generator, like=problem.logits)
     estimator(problem, None, n_samples, n_repeats, generator)
     best = math.inf
     for _ in range(trials):
@@ -909,7 +916,7 @@ def optimise(
         lr: learning rate, > 0.
         n_samples: samples per step and run.
         n_runs: independent runs, >= 1.
-        generator: optional ``torch.Generator``.
+        generator: optional ``torch.Generator`` on the CPU or on the problem's device.
         logits: starting logits ``[D]`` (default: the problem's).
         optimizer: ``"sgd"`` or ``"adam"``.
 
@@ -933,6 +940,7 @@ def optimise(
     if optimizer not in ("sgd", "adam"):
         raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
     start = problem._logits_or_default(logits)
+    check_generator(generator, like=start)
     param = start.expand(n_runs, -1).clone()
     # The updates are written out (same formulas and defaults as torch.optim.SGD / Adam): the
     # first torch.optim step imports torch._dynamo, several seconds on a small machine.

@@ -81,7 +81,7 @@ def straight_through(forward: Tensor, backward: Tensor) -> Tensor:
     return forward.detach() + (backward - backward.detach())
 
 
-def _as_reward(x: object, name: str) -> Tensor:
+def _as_reward(x: object, name: str, like: Tensor) -> Tensor:
     if isinstance(x, Tensor):
         if x.dtype == torch.bool or x.dtype.is_complex:
             raise TypeError(f"{name} must be a real-valued tensor, got dtype {x.dtype}; "
@@ -89,7 +89,7 @@ def _as_reward(x: object, name: str) -> Tensor:
         return x
     if isinstance(x, bool) or not isinstance(x, numbers.Real):
         raise TypeError(f"{name} must be a torch.Tensor or a real number, got {type_name(x)}")
-    return torch.tensor(float(x))
+    return torch.tensor(float(x), device=like.device)
 
 
 def reinforce_surrogate(
@@ -134,9 +134,9 @@ def reinforce_surrogate(
         Connectionist Reinforcement Learning*, Machine Learning 8.
     """
     check_tensor(log_prob, "log_prob")
-    reward_t = _as_reward(reward, "reward")
+    reward_t = _as_reward(reward, "reward", log_prob)
     shapes = [("log_prob", log_prob.shape), ("reward", reward_t.shape)]
-    baseline_t = None if baseline is None else _as_reward(baseline, "baseline")
+    baseline_t = None if baseline is None else _as_reward(baseline, "baseline", log_prob)
     if baseline_t is not None:
         shapes.append(("baseline", baseline_t.shape))
     if broadcast_shapes(*(s for _, s in shapes)) != log_prob.shape:
@@ -276,7 +276,9 @@ def exact_gradient_categorical(
     return torch.zeros_like(leaf).detach() if grad is None else grad.detach()
 
 
-def enumerate_binary(n: int, *, dtype: torch.dtype = torch.float32) -> Tensor:
+def enumerate_binary(
+    n: int, *, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+) -> Tensor:
     r"""All :math:`2^n` binary vectors of length ``n``, as rows.
 
     Row ``i`` is the binary expansion of ``i``, most significant bit first (the order of
@@ -285,6 +287,7 @@ def enumerate_binary(n: int, *, dtype: torch.dtype = torch.float32) -> Tensor:
     Args:
         n: number of binary variables, ``1 <= n <= 20``.
         dtype: dtype of the output.
+        device: device of the output (None: the default device).
 
     Returns:
         Tensor ``[2**n, n]`` with entries 0 and 1.
@@ -304,8 +307,8 @@ def enumerate_binary(n: int, *, dtype: torch.dtype = torch.float32) -> Tensor:
         )
     if not isinstance(dtype, torch.dtype):
         raise TypeError(f"dtype must be a torch.dtype, got {type_name(dtype)}")
-    index = torch.arange(2**n, dtype=torch.int32).unsqueeze(1)
-    shifts = torch.arange(n - 1, -1, -1, dtype=torch.int32).unsqueeze(0)
+    index = torch.arange(2**n, dtype=torch.int32, device=device).unsqueeze(1)
+    shifts = torch.arange(n - 1, -1, -1, dtype=torch.int32, device=device).unsqueeze(0)
     return ((index >> shifts) & 1).to(dtype)
 
 
@@ -339,7 +342,7 @@ def exact_expectation_bernoulli(
     _check_1d_logits(logits, "n")
     check_logits(logits, dim=None)
     check_callable(f, "f")
-    configs = enumerate_binary(logits.shape[0], dtype=logits.dtype).to(logits.device)
+    configs = enumerate_binary(logits.shape[0], dtype=logits.dtype, device=logits.device)
     costs = _check_costs(f(configs), configs.shape[0], "configuration")
     log_p = configs @ F.logsigmoid(logits) + (1.0 - configs) @ F.logsigmoid(-logits)
     return (log_p.exp() * costs).sum()

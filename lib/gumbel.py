@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from lib import rng
 from lib._validation import (
+    check_generator,
     check_int,
     check_logits,
     check_real,
@@ -74,21 +76,22 @@ def _uniform_open(
     """Uniform draws clamped into ``[tiny, 1 - eps/2]``: strictly inside (0, 1) in ``dtype``.
 
     ``tiny`` is the smallest positive normal number and ``1 - eps/2`` the largest number below
-    1, so ``log(u)`` and ``log(1 - u)`` are always finite.
+    1, so ``log(u)`` and ``log(1 - u)`` are always finite. Drawn on the generator's device and
+    moved to ``device`` (:func:`lib.rng.rand`).
     """
     finfo = torch.finfo(dtype)
-    u = torch.rand(shape, generator=generator, dtype=dtype, device=device)
+    u = rng.rand(shape, generator=generator, dtype=dtype, device=device)
     return u.clamp_(min=finfo.tiny, max=1.0 - finfo.eps / 2)
 
 
 def _uniform_open_like(like: Tensor, generator: torch.Generator | None) -> Tensor:
     """``_uniform_open(like.shape, generator, like.dtype, like.device)``, the same numbers.
 
-    ``empty_like(...).uniform_`` is what ``torch.rand`` runs, minus the parsing of a shape,
-    dtype and device (several microseconds per call, which dominate for small tensors).
+    :func:`lib.rng.rand_like` is what ``torch.rand`` runs, minus the parsing of a shape, dtype
+    and device (several microseconds per call, which dominate for small tensors).
     """
     finfo = torch.finfo(like.dtype)
-    u = torch.empty_like(like, memory_format=torch.contiguous_format).uniform_(generator=generator)
+    u = rng.rand_like(like, generator=generator)
     return u.clamp_(min=finfo.tiny, max=1.0 - finfo.eps / 2)
 
 
@@ -112,9 +115,10 @@ def sample_gumbel(
 
     Args:
         shape: output shape: an int, a tuple of ints or a ``torch.Size``.
-        generator: optional ``torch.Generator`` for reproducible draws.
+        generator: optional ``torch.Generator`` for reproducible draws, on the CPU or on
+            ``device`` (the numbers are drawn on the generator's device, see :mod:`lib.rng`).
         dtype: floating-point dtype of the output (float32 and float64 are tested).
-        device: device of the output.
+        device: device of the output (None: the default device).
 
     Returns:
         Tensor of shape ``shape`` and dtype ``dtype`` with i.i.d. standard Gumbel entries.
@@ -129,6 +133,7 @@ def sample_gumbel(
     """
     shape = _as_shape(shape)
     dtype = _check_float_dtype(dtype)
+    check_generator(generator, device=device)
     u = _uniform_open(shape, generator, dtype, device)
     return u.log_().neg_().log_().neg_()
 
@@ -150,7 +155,8 @@ def gumbel_max_sample(
     Args:
         logits: floating tensor of shape ``[..., K]`` (categories along ``dim``).
         dim: the category dimension.
-        generator: optional ``torch.Generator``. Noise has the logits' dtype and device.
+        generator: optional ``torch.Generator`` on the CPU or on the logits' device. Noise has
+            the logits' dtype and device.
 
     Returns:
         LongTensor of indices in ``[0, K)`` with the shape of ``logits`` minus ``dim``.
@@ -164,6 +170,7 @@ def gumbel_max_sample(
         Maddison, Tarlow, Minka (2014), *A* Sampling*, NeurIPS.
     """
     check_logits(logits, dim=dim)
+    check_generator(generator, like=logits)
     u = _uniform_open_like(logits, generator)
     # logits - log(-log u) equals logits + sample_gumbel(...) bit for bit (a - b == a + (-b)
     # in IEEE arithmetic), with one pass over the noise fewer
@@ -191,7 +198,7 @@ def gumbel_topk_sample(
         k: number of distinct categories to draw, ``1 <= k <= K``; every slice needs at
             least ``k`` finite logits (``-inf`` entries can never be drawn).
         dim: the category dimension.
-        generator: optional ``torch.Generator``.
+        generator: optional ``torch.Generator`` on the CPU or on the logits' device.
 
     Returns:
         LongTensor of shape ``[..., k]``: the ``logits`` shape with ``dim`` resized to ``k``
@@ -208,6 +215,7 @@ def gumbel_topk_sample(
     check_logits(logits, dim=dim)
     n_categories = logits.shape[dim]
     k = check_int(k, "k", min_value=1, max_value=n_categories)
+    check_generator(generator, like=logits)
     n_finite = torch.isfinite(logits).sum(dim=dim)
     if bool((n_finite < k).any()):
         raise ValueError(

@@ -52,7 +52,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lib._validation import check_bool, check_int, check_real, check_tau, type_name
+from lib import rng
+from lib._validation import (
+    check_bool,
+    check_generator,
+    check_int,
+    check_real,
+    check_tau,
+    type_name,
+)
 from lib.estimators import enumerate_binary, leave_one_out_baseline, reinforce_surrogate
 from lib.relaxed import relaxed_bernoulli
 from lib.training import snap_
@@ -489,7 +497,8 @@ def train_test_split(
     if n_test >= len(data):
         raise ValueError(f"{len(data)} texts are too few to split with test_fraction="
                          f"{test_fraction}")
-    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    order = rng.randperm(len(data), generator=torch.Generator().manual_seed(seed),
+                         device=data.tokens.device)
     return data[order[n_test:]], data[order[:n_test]]
 
 
@@ -732,7 +741,7 @@ def rationale_loss(
         tau: temperature of ``relaxed`` and ``straight_through``, > 0.
         n_samples: masks per text for ``reinforce`` (>= 2), ``relaxed`` and
             ``straight_through``.
-        generator: ``torch.Generator`` for the masks.
+        generator: ``torch.Generator`` for the masks, on the CPU or on the model's device.
 
     Returns:
         A :class:`RationaleLoss`.
@@ -753,6 +762,7 @@ def rationale_loss(
     lambda1 = check_real(lambda1, "lambda1", ge=0.0)
     lambda2 = check_real(lambda2, "lambda2", ge=0.0)
     n_samples = check_int(n_samples, "n_samples", min_value=1)
+    check_generator(generator, like=tokens)
     mask = mask.bool()
     length = int(mask.sum(-1).max()) if mask.numel() else 0
     if length == 0:
@@ -764,7 +774,8 @@ def rationale_loss(
     if estimator == "full_text":
         _, ce = _cost(model, tokens, labels, valid, mask, 0.0, 0.0)
         loss = ce.mean()
-        return RationaleLoss(loss, loss.detach(), loss.detach(), torch.tensor(1.0))
+        return RationaleLoss(loss, loss.detach(), loss.detach(),
+                             torch.tensor(1.0, device=loss.device))
 
     logits = model.keep_logits(tokens, mask)
     if estimator == "exact":
@@ -774,7 +785,7 @@ def rationale_loss(
                 f"L={length} > MAX_EXACT_LENGTH={MAX_EXACT_LENGTH} tokens: use shorter texts "
                 f"or a sampling estimator"
             )
-        configs = enumerate_binary(length, dtype=logits.dtype).to(logits.device)  # [C, L]
+        configs = enumerate_binary(length, dtype=logits.dtype, device=logits.device)  # [C, L]
         z = configs.unsqueeze(1) * valid  # [C, B, L]
         log_p = _bernoulli_log_prob(logits, z, valid)  # [C, B]
         keeps_padding = (configs.unsqueeze(1) * (1 - valid)).sum(-1) > 0  # [C, B]
@@ -790,7 +801,7 @@ def rationale_loss(
         if n_samples < 2:
             raise ValueError("estimator='reinforce' needs n_samples >= 2 for the "
                              "leave-one-out baseline")
-        u = torch.rand(shape, generator=generator, dtype=logits.dtype, device=logits.device)
+        u = rng.rand(shape, generator=generator, dtype=logits.dtype, device=logits.device)
         z = (u < torch.sigmoid(logits.detach())).to(logits.dtype) * valid
         cost, ce = _cost(model, tokens, labels, z, mask, lambda1, lambda2)  # [S, B]
         log_p = _bernoulli_log_prob(logits, z, valid)
@@ -834,7 +845,7 @@ def selector_gradients(
         tokens, mask, labels: one batch, as for :func:`rationale_loss`.
         estimator: ``exact``, ``reinforce``, ``relaxed`` or ``straight_through``.
         n_repeats: number of independent estimates.
-        generator: ``torch.Generator`` for the masks.
+        generator: ``torch.Generator`` for the masks, on the CPU or on the model's device.
         **loss_kwargs: ``lambda1``, ``lambda2``, ``tau``, ``n_samples``.
 
     Returns:
@@ -850,6 +861,7 @@ def selector_gradients(
     if estimator == "full_text":
         raise ValueError("full_text has no selector gradient")
     n_repeats = check_int(n_repeats, "n_repeats", min_value=1)
+    check_generator(generator, like=tokens)
     params = _selector_parameters(model)
     rows = []
     for _ in range(n_repeats):
@@ -935,7 +947,7 @@ def evaluate_rationales(
         data: a :class:`RationaleData`; precision, recall and F1 are NaN when it has no
             ``rationales``.
         selection: ``"argmax"``, ``"sample"`` or ``"all"``.
-        generator: ``torch.Generator`` for ``"sample"``.
+        generator: ``torch.Generator`` for ``"sample"``, on the CPU or on the model's device.
 
     Returns:
         A dict with ``accuracy``, ``precision``, ``recall``, ``f1`` (pooled over the texts, see
@@ -955,6 +967,7 @@ def evaluate_rationales(
     if not isinstance(data, RationaleData):
         raise TypeError(f"data must be a RationaleData, got {type_name(data)}")
     device = next(model.parameters()).device
+    check_generator(generator, device=device)
     tokens, mask = data.tokens.to(device), data.mask.to(device)
     valid = mask.to(torch.get_default_dtype())
     was_training = model.training
@@ -968,7 +981,7 @@ def evaluate_rationales(
         if selection == "argmax":
             z = (logits > 0).to(valid.dtype) * valid
         else:
-            u = torch.rand(logits.shape, generator=generator).to(device)
+            u = rng.rand(logits.shape, generator=generator, device=device)
             z = (u < torch.sigmoid(logits)).to(valid.dtype) * valid
     predicted = model.classify(tokens, z).argmax(-1).cpu()
     model.train(was_training)
@@ -1069,7 +1082,9 @@ def train_rationale_model(
         tau: temperature of ``relaxed`` and ``straight_through``.
         n_samples: masks per text per step (see :func:`rationale_loss`).
         eval_every: steps between evaluations (the last step is always evaluated).
-        generator: ``torch.Generator`` for the minibatches and the masks.
+        generator: ``torch.Generator`` for the minibatches and the masks, on the CPU or on the
+            model's device (a CPU generator gives the same minibatches and masks on every
+            device, see :mod:`lib.rng`).
         progress: show the progress bar.
         desc: label of the progress bar (default: the estimator's name).
 
@@ -1100,6 +1115,7 @@ def train_rationale_model(
     check_bool(progress, "progress")
     selection = "all" if estimator == "full_text" else "argmax"
     device = next(model.parameters()).device
+    check_generator(generator, device=device)
     selector = _selector_parameters(model)
     classifier = [p for n, p in model.named_parameters() if not n.startswith("selector")]
     optimizer = torch.optim.Adam([{"params": selector, "lr": selector_lr},
@@ -1122,7 +1138,7 @@ def train_rationale_model(
     shown = 0
     for step in range(1, n_steps + 1):
         start = time.perf_counter()
-        index = torch.randint(len(train), (batch_size,), generator=generator).to(device)
+        index = rng.randint(len(train), (batch_size,), generator=generator, device=device)
         out = rationale_loss(model, tokens[index], mask[index], labels[index], estimator,
                              lambda1=lambda1, lambda2=lambda2, tau=tau, n_samples=n_samples,
                              generator=generator)

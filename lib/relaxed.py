@@ -26,6 +26,7 @@ from lib._validation import (
     broadcast_shapes,
     check_bool,
     check_dim,
+    check_generator,
     check_logits,
     check_tau,
     check_tensor,
@@ -70,7 +71,8 @@ def gumbel_softmax(
             along ``dim``.
         hard: return the straight-through one-hot sample instead of the relaxed one.
         dim: the category dimension.
-        generator: optional ``torch.Generator``.
+        generator: optional ``torch.Generator`` on the CPU or on the logits' device (numbers
+            drawn on the generator's device, see :mod:`lib.rng`).
 
     Returns:
         Tensor of the shape and dtype of ``logits``: points of the simplex along ``dim``
@@ -88,6 +90,7 @@ def gumbel_softmax(
     check_logits(logits, dim=dim)
     tau = check_tau(tau, like=logits, dim=dim)
     check_bool(hard, "hard")
+    check_generator(generator, like=logits)
     u = _uniform_open_like(logits, generator)
     # logits - log(-log u) equals logits + sample_gumbel(...) bit for bit (a - b == a + (-b)
     # in IEEE arithmetic), with one pass over the noise fewer
@@ -95,7 +98,7 @@ def gumbel_softmax(
     if isinstance(tau, Tensor) and tau.requires_grad:
         # a learned temperature: keep masked (-inf) entries out of d/dtau, where -inf * 0 = NaN
         finite = torch.isfinite(perturbed)
-        safe = torch.where(finite, perturbed, torch.zeros((), dtype=perturbed.dtype))
+        safe = torch.where(finite, perturbed, perturbed.new_zeros(()))
         scores = torch.where(finite, safe / tau, perturbed)
     else:  # in place when perturbed is not needed for the argmax below (same values)
         scores = perturbed / tau if hard else perturbed.div_(tau)
@@ -134,7 +137,7 @@ def relaxed_bernoulli(
         logits: finite floating tensor of any shape ``[...]``, one logit per variable.
         tau: temperature > 0: a float or a tensor broadcastable to ``logits``.
         hard: return the straight-through 0/1 sample instead of the relaxed one.
-        generator: optional ``torch.Generator``.
+        generator: optional ``torch.Generator`` on the CPU or on the logits' device.
 
     Returns:
         Tensor of the shape and dtype of ``logits`` with values in [0, 1] ({0, 1} if ``hard``).
@@ -151,6 +154,7 @@ def relaxed_bernoulli(
     check_logits(logits, dim=None)
     tau = check_tau(tau, like=logits)
     check_bool(hard, "hard")
+    check_generator(generator, like=logits)
     u = _uniform_open(tuple(logits.shape), generator, logits.dtype, logits.device)
     noise = torch.log(u) - torch.log1p(-u)
     perturbed = logits + noise
@@ -288,7 +292,7 @@ def tempered_sample(
         tau: temperature > 0: a float, or a tensor broadcastable to ``logits`` with size 1
             along ``dim``.
         dim: the category dimension.
-        generator: optional ``torch.Generator``.
+        generator: optional ``torch.Generator`` on the CPU or on the logits' device.
 
     Returns:
         LongTensor of indices with the shape of ``logits`` minus ``dim``.

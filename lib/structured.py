@@ -173,7 +173,7 @@ def perturb_and_map_chain(
         unary: per-variable scores, shape ``[..., n]``.
         coupling: pair scores, shape ``[..., n - 1]``.
         n_samples: number of samples, ``>= 1``.
-        generator: optional ``torch.Generator``.
+        generator: optional ``torch.Generator`` on the CPU or on the scores' device.
 
     Returns:
         Tensor ``[n_samples, ..., n]`` of 0/1 values.
@@ -216,7 +216,7 @@ def chain_log_probs(unary: Tensor, coupling: Tensor) -> Tensor:
         tensor([0.2500, 0.2500, 0.2500, 0.2500])
     """
     unary, coupling = _check_chain(unary, coupling)
-    structures = enumerate_binary(unary.shape[-1], dtype=unary.dtype).to(unary.device)
+    structures = enumerate_binary(unary.shape[-1], dtype=unary.dtype, device=unary.device)
     scores = chain_score(structures, unary.unsqueeze(-2), coupling.unsqueeze(-2))
     return torch.log_softmax(scores, dim=-1)
 

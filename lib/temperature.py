@@ -34,7 +34,14 @@ import torch
 from scipy import special
 from torch import Tensor
 
-from lib._validation import check_int, check_logits, check_tau, check_tensor, type_name
+from lib._validation import (
+    check_generator,
+    check_int,
+    check_logits,
+    check_tau,
+    check_tensor,
+    type_name,
+)
 from lib.relaxed import gumbel_softmax, tempered_sample
 
 __all__ = [
@@ -135,7 +142,7 @@ def expected_empirical_tv(probs: Tensor, reference: Tensor, n_samples: int) -> f
         )
     n = check_int(n_samples, "n_samples", min_value=1)
     counts = np.arange(n + 1, dtype=np.float64)[None, :]
-    pk = p.numpy()[:, None]
+    pk = p.cpu().numpy()[:, None]
     # log Binomial(n, p_k) pmf of every count, [K, n+1]; xlogy/xlog1py give 0 * log 0 = 0, so
     # p_k = 0 or 1 (and tiny p_k, where scipy.stats.binom.pmf overflows) are handled exactly.
     log_pmf = (
@@ -146,7 +153,7 @@ def expected_empirical_tv(probs: Tensor, reference: Tensor, n_samples: int) -> f
         + special.xlog1py(n - counts, -pk)
     )
     pmf = np.exp(log_pmf)
-    deviation = np.abs(counts / n - q.numpy()[:, None])
+    deviation = np.abs(counts / n - q.cpu().numpy()[:, None])
     return float(0.5 * (pmf * deviation).sum())
 
 
@@ -298,13 +305,13 @@ def temperature_experiment(
        their mean.
 
     The tempered samples and the Gumbel-softmax samples use independent noise. Computations
-    are in float64.
+    are in float64; the samples are drawn on the logits' device, the results are on the CPU.
 
     Args:
         logits: floating tensor ``[K]`` of finite scores, ``K >= 2``.
         taus: temperatures > 0 (a sequence of floats, or one float).
         n_samples: draws per temperature and quantity.
-        generator: optional ``torch.Generator``.
+        generator: optional ``torch.Generator`` on the CPU or on the logits' device.
 
     Returns:
         A :class:`TemperatureExperiment`.
@@ -328,12 +335,12 @@ def temperature_experiment(
         raise ValueError("logits must be finite in the temperature experiment (no -inf masks)")
     taus = _check_taus(taus)
     n = check_int(n_samples, "n_samples", min_value=1)
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type_name(generator)}")
+    check_generator(generator, like=logits)
 
-    x = logits.detach().to(device="cpu", dtype=torch.float64)
+    x = logits.detach().to(dtype=torch.float64)  # the samples are drawn on the logits' device
     k = x.numel()
     batch = x.expand(n, k)
+    x = x.cpu()  # the exact quantities and the results are on the CPU
     probs = torch.softmax(x, dim=-1)
     rows: dict[str, list[Tensor]] = {
         "tempered_probs": [],
@@ -345,11 +352,13 @@ def temperature_experiment(
     for tau in taus:
         rows["tempered_probs"].append(torch.softmax(x / tau, dim=-1))
         z = tempered_sample(batch, tau, generator=generator)
-        rows["tempered"].append(torch.bincount(z, minlength=k).double() / n)
+        rows["tempered"].append(torch.bincount(z, minlength=k).double().cpu() / n)
         y = gumbel_softmax(batch, tau, generator=generator)
-        rows["argmax_relaxed"].append(torch.bincount(y.argmax(-1), minlength=k).double() / n)
-        rows["mean_relaxed"].append(y.mean(0))
-        se = y.std(0) / math.sqrt(n) if n > 1 else torch.full((k,), float("nan"))
+        rows["argmax_relaxed"].append(
+            torch.bincount(y.argmax(-1), minlength=k).double().cpu() / n
+        )
+        rows["mean_relaxed"].append(y.mean(0).cpu())
+        se = y.std(0).cpu() / math.sqrt(n) if n > 1 else torch.full((k,), float("nan"))
         rows["mean_relaxed_se"].append(se.double())
     t = {name: torch.stack(v) for name, v in rows.items()}
     return TemperatureExperiment(

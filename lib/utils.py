@@ -15,6 +15,14 @@ __all__ = ["format_bound", "get_device", "set_seed"]
 def set_seed(seed: int) -> torch.Generator:
     """Seed Python's ``random``, NumPy's global generator and torch; return a fresh generator.
 
+    The returned generator is on the CPU on purpose. The book's convention for every
+    ``generator=`` argument of :mod:`lib` (see :mod:`lib.rng` and CONTRIBUTING.md): it is None
+    or a ``torch.Generator`` on the CPU or on the device of the tensors being sampled for; the
+    numbers are drawn on the generator's device and moved to the tensors' device; with None,
+    the target device's default generator draws them. So ``generator=set_seed(0)`` gives the
+    same random numbers for a model on the CPU and on a GPU (results then agree up to
+    floating-point rounding), and CPU results are exactly those of a plain CPU generator.
+
     Args:
         seed: an int in ``[0, 2**32)`` (NumPy's limit).
 
@@ -26,6 +34,8 @@ def set_seed(seed: int) -> torch.Generator:
         >>> g = set_seed(0)
         >>> torch.rand(1, generator=g).item() == torch.rand(1, generator=set_seed(0)).item()
         True
+        >>> g.device
+        device(type='cpu')
     """
     seed = check_int(seed, "seed", min_value=0, max_value=2**32 - 1)
     random.seed(seed)

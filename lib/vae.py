@@ -47,8 +47,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lib import rng
 from lib._validation import (
     check_bool,
+    check_generator,
     check_int,
     check_logits,
     check_real,
@@ -394,7 +396,7 @@ class CategoricalVAE(nn.Module):
 
         Args:
             n_samples: number of codes.
-            generator: optional ``torch.Generator``.
+            generator: optional ``torch.Generator`` on the CPU or on the model's device.
 
         Returns:
             Tensor ``[n_samples, 64]`` with values in (0, 1) (``[n_models, n_samples, 64]`` for
@@ -402,7 +404,8 @@ class CategoricalVAE(nn.Module):
         """
         n_samples = check_int(n_samples, "n_samples", min_value=1)
         weight = next(self.parameters())
-        index = torch.randint(
+        check_generator(generator, like=weight)
+        index = rng.randint(
             self.n_categories, (n_samples, self.n_latent), generator=generator,
             device=weight.device,
         )
@@ -475,7 +478,9 @@ def sample_latent(
         estimator: one of :data:`ESTIMATORS`, or a sampler function.
         tau: temperature > 0 (used by the two Gumbel-softmax estimators only).
         n_samples: samples per datapoint, stacked along a new first dimension.
-        generator: optional ``torch.Generator``.
+        generator: optional ``torch.Generator`` on the CPU or on the logits' device (a
+            sampler function receives it as it is: draw with :mod:`lib.rng` to follow the
+            same convention).
 
     Returns:
         Tensor ``[n_samples, *logits.shape]``: one-hot codes (relaxed for ``gumbel_softmax``).
@@ -490,6 +495,7 @@ def sample_latent(
     check_logits(logits)
     tau = check_tau(tau)
     n_samples = check_int(n_samples, "n_samples", min_value=1)
+    check_generator(generator, like=logits)
     return _sample_latent(logits, estimator, tau, n_samples, generator)
 
 
@@ -572,7 +578,7 @@ def vae_loss(
             :func:`sample_latent`), trained like a pathwise estimator.
         tau: temperature > 0 for the Gumbel-softmax estimators (and passed to a sampler).
         n_samples: codes per image (>= 2 for ``reinforce_loo``).
-        generator: optional ``torch.Generator``.
+        generator: optional ``torch.Generator`` on the CPU or on the model's device.
 
     Returns:
         A :class:`VAELoss` ``(loss, negative_elbo, kl)``.
@@ -596,6 +602,7 @@ def vae_loss(
         )
     logits = model.encode(x)  # [B, N, K]
     tau = check_tau(tau)
+    check_generator(generator, like=logits)
     z = _sample_latent(logits, estimator, tau, n_samples, generator)  # [S, B, N, K]
     cost = -bernoulli_log_likelihood(model.decode(z), x)  # [S, B]
     kl = _kl_uniform(logits).sum(dim=-1)  # [B]
@@ -632,7 +639,7 @@ def discrete_negative_elbo(
         model: a :class:`CategoricalVAE`.
         x: binary images ``[B, 64]``.
         n_samples: one-hot codes per image.
-        generator: optional ``torch.Generator``.
+        generator: optional ``torch.Generator`` on the CPU or on the model's device.
 
     Returns:
         Tensor ``[B]`` (``[M, B]`` for stacked models); average it over images for the data
@@ -645,6 +652,7 @@ def discrete_negative_elbo(
     """
     n_samples = check_int(n_samples, "n_samples", min_value=1)
     logits = model.encode(x)
+    check_generator(generator, like=logits)
     z = _one_hot_sample(logits.expand(n_samples, *logits.shape), generator)
     cost = -bernoulli_log_likelihood(model.decode(z), x)
     return cost.mean(dim=0) + _kl_uniform(logits).sum(dim=-1)
@@ -654,8 +662,20 @@ def discrete_negative_elbo(
 MAX_CODES = 4096
 
 
-def all_codes(n_latent: int, n_categories: int, *, dtype: torch.dtype = torch.float32) -> Tensor:
+def all_codes(
+    n_latent: int,
+    n_categories: int,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> Tensor:
     """Every one-hot code of ``n_latent`` variables with ``n_categories`` classes.
+
+    Args:
+        n_latent: number of latent variables N, >= 1.
+        n_categories: classes per variable K, >= 2 (``K ** N <= MAX_CODES``).
+        dtype: dtype of the output.
+        device: device of the output (None: the default device).
 
     Returns:
         Tensor ``[n_categories ** n_latent, n_latent, n_categories]``, in the order of
@@ -669,8 +689,8 @@ def all_codes(n_latent: int, n_categories: int, *, dtype: torch.dtype = torch.fl
             f"n_categories ** n_latent = {n_codes} codes is too many to enumerate (at most "
             f"{MAX_CODES}); use discrete_negative_elbo (Monte Carlo) instead"
         )
-    index = torch.arange(n_codes).unsqueeze(1)
-    powers = n_categories ** torch.arange(n_latent - 1, -1, -1).unsqueeze(0)
+    index = torch.arange(n_codes, device=device).unsqueeze(1)
+    powers = n_categories ** torch.arange(n_latent - 1, -1, -1, device=device).unsqueeze(0)
     digits = (index // powers) % n_categories  # [n_codes, N], most significant first
     return F.one_hot(digits, n_categories).to(dtype)
 
@@ -705,7 +725,8 @@ def exact_negative_elbo(model: CategoricalVAE, x: Tensor) -> Tensor:
     if x.dim() != 2:
         raise ValueError(f"x must be a batch of images [B, 64], got shape {tuple(x.shape)}")
     logits = model.encode(x)  # [B, N, K]
-    codes = all_codes(model.n_latent, model.n_categories, dtype=logits.dtype).to(logits.device)
+    codes = all_codes(model.n_latent, model.n_categories, dtype=logits.dtype,
+                      device=logits.device)
     log_q = torch.log_softmax(logits, dim=-1)
     log_q_codes = torch.einsum("cnk,bnk->cb", codes, log_q)  # [n_codes, B]
     cost = -bernoulli_log_likelihood(model.decode(codes).unsqueeze(1), x)  # [n_codes, B]
@@ -842,7 +863,9 @@ def train_vae(
         n_samples: codes per image per step (>= 2 for ``reinforce_loo``).
         eval_every: evaluate the test set every this many epochs (and after the last one).
         n_eval_samples: one-hot codes per test image in each evaluation.
-        generator: ``torch.Generator`` for the order of the images and every sample.
+        generator: ``torch.Generator`` for the order of the images and every sample, on the
+            CPU or on the model's device (a CPU generator gives the same orders and noise on
+            every device, see :mod:`lib.rng`).
         progress: show a progress bar.
         desc: the progress bar's label (default: the estimator's name).
 
@@ -875,6 +898,7 @@ def train_vae(
     check_bool(progress, "progress")
 
     device = next(model.parameters()).device
+    check_generator(generator, device=device)
     train, test = data.train.to(device), data.test.to(device)
     n_train = train.shape[0]
     stacked = model.n_models is not None
@@ -905,11 +929,10 @@ def train_vae(
     step, seconds = 0, 0.0
     for epoch in bar:
         if stacked:  # one independent order of the images per model: [M, n_train]
-            order = torch.stack([torch.randperm(n_train, generator=generator)
+            order = torch.stack([rng.randperm(n_train, generator=generator, device=device)
                                  for _ in range(model.n_models)])
         else:
-            order = torch.randperm(n_train, generator=generator)
-        order = order.to(device)
+            order = rng.randperm(n_train, generator=generator, device=device)
         total = torch.zeros(model.n_models if stacked else 1, device=device)
         start = time.perf_counter()
         for i in range(0, n_train, batch_size):

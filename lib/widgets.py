@@ -18,6 +18,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from lib import rng
 from lib._validation import check_int, check_logits, check_tau
 from lib.temperature import TemperatureExperiment, plot_temperature_grid, temperature_experiment
 
@@ -71,8 +72,8 @@ class TemperatureExplorer(widgets.VBox):
         self.redraw()
 
     def _on_new_scores(self, button) -> None:
-        self.logits = torch.randn(self.n_categories, generator=self.generator,
-                                  dtype=torch.float64)
+        self.logits = rng.randn(self.n_categories, generator=self.generator,
+                                dtype=torch.float64)
         self.redraw()
 
     def redraw(self) -> None:
@@ -127,8 +128,8 @@ def temperature_explorer(
         raise ValueError(f"tau must be in [{TAU_MIN}, {TAU_MAX}] (the slider's range), got {tau}")
     if logits is None:
         n_categories = check_int(n_categories, "n_categories", min_value=2)
-        logits = torch.randn(n_categories, generator=torch.Generator().manual_seed(seed),
-                             dtype=torch.float64)
+        logits = rng.randn(n_categories, generator=torch.Generator().manual_seed(seed),
+                           dtype=torch.float64)
     else:
         check_logits(logits)
         if logits.dim() != 1 or logits.numel() < 2 or not bool(torch.isfinite(logits).all()):

@@ -6,7 +6,7 @@ import importlib
 import pytest
 
 CORE_MODULES = ["lib.gumbel", "lib.relaxed", "lib.estimators", "lib.schedules", "lib.utils",
-                "lib.compare"]
+                "lib.compare", "lib.rng"]
 
 
 @pytest.mark.parametrize("name", CORE_MODULES)
