@@ -7,9 +7,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUBMISSIONS ?= submissions
 GRADES ?= grades.csv
+JOBS ?= 1
 
 .PHONY: help install book student-book test lint unit nbval exercises check-exercises \
-        sync-setup grade autograder lab bench timings clean constraints browser-deps
+        sync-setup grade autograder lab bench timings clean constraints browser-deps \
+        sandbox-deps
 
 help:
 	@echo "make book            build the HTML book into _build/html"
@@ -18,7 +20,7 @@ help:
 	@echo "make exercises       regenerate exercises/ from solutions/"
 	@echo "make grade SUBMISSIONS=folder   grade every notebook in folder -> $(GRADES)"
 	@echo "make student-book    build the book without the solutions part"
-	@echo "make autograder      build the Gradescope autograder zip (_build/autograder.zip)"
+	@echo "make autograder [SET=name]   Gradescope autograder zips (_build/autograder/<set>.zip)"
 	@echo "make bench           lib vs PyTorch benchmark -> assets/benchmark.md, then notebook times"
 	@echo "make timings         run every notebook (nothing saved) -> assets/notebook_times.md"
 
@@ -55,7 +57,7 @@ nbval: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest --nbval chapters solutions --nbval-current-env \
 	    --nbval-sanitize-with tests/nbval_sanitize.cfg --ignore=_build -q -n 2 --dist loadfile
 
-test: lint browser-deps book unit nbval
+test: lint browser-deps sandbox-deps book unit nbval
 	@echo "make test: all passed"
 
 # Chromium for the browser test (tests/test_browser.py). Installed with apt where we are root
@@ -67,6 +69,15 @@ browser-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "Chromium not found and not root: the browser test will be skipped."; fi
 
+# bubblewrap, the grader's sandbox (lib/grading/isolation.py). Installed with apt where we are
+# root; elsewhere the grader falls back to a weaker layer and says which one ran.
+sandbox-deps:
+	@if command -v bwrap >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing bubblewrap (Debian package) for the grader's sandbox..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+	else echo "bwrap not found and not root: the grader will use a weaker isolation layer."; fi
+
 exercises: $(STAMP)
 	$(BIN)/python -m lib.grading.build
 
@@ -77,11 +88,16 @@ sync-setup: $(STAMP)
 	$(BIN)/python tools/sync_setup_cells.py
 
 # HIDDEN=path/to/hidden_checks.py adds instructors' hidden checks (see README).
-grade: $(STAMP)
-	$(BIN)/python -m lib.grading $(SUBMISSIONS) --out $(GRADES) $(if $(HIDDEN),--extra $(HIDDEN))
+grade: $(STAMP) sandbox-deps
+	$(BIN)/python -m lib.grading $(SUBMISSIONS) --out $(GRADES) --jobs $(JOBS) \
+	    $(if $(HIDDEN),--extra $(HIDDEN))
 
+# One zip per exercise set (a Gradescope assignment grades one set): SET=name builds only that
+# one, as _build/autograder/<set>.zip.
 autograder: $(STAMP)
-	$(BIN)/python -m lib.grading.gradescope build _build/autograder.zip $(if $(HIDDEN),--extra $(HIDDEN))
+	@for s in $(or $(SET),$$($(BIN)/python -c "from lib.grading import list_sets; print(*list_sets())")); do \
+	    $(BIN)/python -m lib.grading.gradescope build _build/autograder/$$s.zip --set $$s \
+	        $(if $(HIDDEN),--extra $(HIDDEN)) || exit 1; done
 
 # Benchmark of lib against PyTorch's built-ins (-> assets/benchmark.md), then notebook times.
 bench: $(STAMP)

@@ -145,14 +145,27 @@ def test_grade_folder_writes_one_row_per_submission(tmp_path):
     (folder / "alice.ipynb").write_text(json.dumps(notebook(RIGHT_Q1)))
     (folder / "bob.ipynb").write_text(json.dumps(notebook(WRONG_Q1)))
     (folder / "carol.ipynb").write_text("")
+    (folder / "dave.IPYNB").write_text(json.dumps(notebook(RIGHT_Q1)))
     (folder / "notes.txt").write_text("not a notebook")
-    subs = grade_folder(folder, tmp_path / "grades.csv", quiet=True)
+    subs = grade_folder(folder, tmp_path / "grades.csv", quiet=True, jobs=2)
     rows = {r["submission"]: r for r in csv.DictReader(open(tmp_path / "grades.csv"))}
-    assert set(rows) == {"alice.ipynb", "bob.ipynb", "carol.ipynb"} and len(subs) == 3
+    assert set(rows) == {"alice.ipynb", "bob.ipynb", "carol.ipynb", "dave.IPYNB", "notes.txt"}
+    assert len(subs) == 4 and rows["dave.IPYNB"]["q1"] == "2"
+    assert rows["notes.txt"]["status"].startswith("skipped: not a notebook")
     assert rows["alice.ipynb"]["q1"] == "2" and rows["alice.ipynb"]["exercise_set"] == "gumbel_max"
     assert rows["bob.ipynb"]["q1"] == "0" and rows["carol.ipynb"]["status"] == "empty file"
     feedback = (tmp_path / "feedback" / "bob.txt").read_text()
     assert "one of the two" in feedback and "-np.log(-np.log" not in feedback
+
+
+def test_mixed_exercise_sets_get_their_own_columns(tmp_path):
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    (folder / "a.ipynb").write_text(json.dumps(notebook(RIGHT_Q1)))
+    (folder / "b.ipynb").write_text(json.dumps(notebook("x = 1", exercise_set="reinforce")))
+    grade_folder(folder, tmp_path / "grades.csv", quiet=True)
+    header = next(csv.reader(open(tmp_path / "grades.csv")))
+    assert "gumbel_max:q1" in header and "reinforce:q1" in header and "q1" not in header
 
 
 def test_grade_folder_rejects_a_missing_folder(tmp_path):
