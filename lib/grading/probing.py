@@ -121,6 +121,14 @@ def _type_modified(klass: type) -> None:
     ctypes.pythonapi.PyType_Modified(ctypes.py_object(klass))
 
 
+def _own(functions: Iterator[Any], filename: Optional[str]) -> Iterator[Any]:
+    """Only functions written in ``filename``: code generated elsewhere and shared (a
+    namedtuple's ``_asdict``, a dataclass helper) would otherwise match every user of it."""
+    for fn in functions:
+        if filename is None or fn.__code__.co_filename == filename:
+            yield fn
+
+
 class Watcher:
     """Watch every call made while probing: a call to a *forbidden* target raises
     :class:`NotAllowed` and is recorded in ``violations``; a call to a *watched* target is
@@ -136,7 +144,8 @@ class Watcher:
     Targets are dotted names of modules (every function and class defined there), classes,
     Python functions, builtin functions or methods (``"numpy.random.Generator.gumbel"`` matches
     the method on every Generator), or objects such as ``scipy.stats.gumbel_r`` (every method
-    called on that object). Everything is restored on exit.
+    called on an object of that type: a scipy distribution and its frozen copies). Everything
+    is restored on exit.
     """
 
     def __init__(self, forbidden: Sequence[str] = (), watch: Sequence[str] = (),
@@ -151,7 +160,7 @@ class Watcher:
         self.codes: Dict[Any, str] = {}
         self.builtin_ids: Dict[int, str] = {}
         self.methods: Dict[str, List[Tuple[type, str]]] = {}
-        self.instances: Dict[Any, Dict[int, str]] = {}
+        self.instances: Dict[Any, Dict[type, str]] = {}
         self._keep: List[Any] = []
         for name in (*forbidden, *watch):
             self._index(name, resolve(name))
@@ -166,10 +175,11 @@ class Watcher:
                 self.owners[name] = parent
             return
         if isinstance(obj, types.ModuleType):
-            for fn in _functions_of(obj, obj.__name__):
+            for fn in _own(_functions_of(obj, obj.__name__), getattr(obj, "__file__", None)):
                 self.codes[fn.__code__] = name
         elif isinstance(obj, type):
-            for fn in _functions_of(obj):
+            module = sys.modules.get(obj.__module__)
+            for fn in _own(_functions_of(obj), getattr(module, "__file__", None)):
                 self.codes[fn.__code__] = name
             if obj.__init__ is not object.__init__ and not hasattr(obj.__init__, "__code__"):
                 self.methods.setdefault("__init__", []).append((obj, name))
@@ -188,9 +198,9 @@ class Watcher:
         elif isinstance(obj, types.MethodType):
             self.codes[obj.__func__.__code__] = name
         else:  # an object: every Python method called on it
-            for klass in type(obj).__mro__:
+            for klass in type(obj).__mro__:  # (also copies: a frozen scipy distribution)
                 for fn in _functions_of(klass):
-                    self.instances.setdefault(fn.__code__, {})[id(obj)] = name
+                    self.instances.setdefault(fn.__code__, {})[type(obj)] = name
 
     def _hit(self, name: str) -> None:
         if name in self.forbidden:
@@ -205,7 +215,7 @@ class Watcher:
             name = self.codes.get(code)
             if name is None and code in self.instances:
                 owner = frame.f_locals.get("self")
-                name = self.instances[code].get(id(owner))
+                name = self.instances[code].get(type(owner))
             if name is not None:
                 self._hit(name)
         elif event == "c_call":
