@@ -171,3 +171,20 @@ def test_mixed_exercise_sets_get_their_own_columns(tmp_path):
 def test_grade_folder_rejects_a_missing_folder(tmp_path):
     with pytest.raises(ValueError, match="SUBMISSIONS"):
         grade_folder(tmp_path / "nowhere", tmp_path / "g.csv")
+
+
+def test_transport_keeps_0d_arrays_and_tensors_as_they_are():
+    """rationales q3 got a hint in the notebook and a traceback in the batch: 0-d arrays came
+    back with shape (1,) (issue 14)."""
+    import numpy as np
+    import torch
+
+    from lib.grading.runner import decode_data
+    from lib.grading.sandbox import data_event
+
+    data = {"scalar": np.array(2.5), "vec": np.arange(3.0), "t": torch.tensor(1.5),
+            "f32": np.ones((2, 2), dtype=np.float32), "nested": [{"x": np.array(7)}]}
+    back = decode_data(data_event("q1", data))
+    assert back["scalar"].shape == () and float(back["scalar"]) == 2.5
+    assert back["t"].shape == () and back["f32"].dtype == np.float32
+    assert back["nested"][0]["x"].shape == () and list(back["vec"]) == [0.0, 1.0, 2.0]
