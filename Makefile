@@ -7,10 +7,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUBMISSIONS ?= submissions
 GRADES ?= grades.csv
+JOBS ?= 1
 
 .PHONY: help install book student-book test lint unit nbval exercises check-exercises \
         sync-setup grade autograder lab bench timings gpu-smoke clean constraints browser-deps \
-        nbval-matrix nbval-portable
+        sandbox-deps nbval-matrix nbval-portable
 
 help:
 	@echo "make install         create .venv and install the pinned versions (other targets do it too)"
@@ -23,12 +24,13 @@ help:
 	@echo "make nbval-matrix    strict nbval under every CPU code path this machine offers"
 	@echo "make nbval-portable  strict nbval under the portable CPU code paths (part of make test)"
 	@echo "make browser-deps    install Chromium for the browser test where root (else skip)"
+	@echo "make sandbox-deps    install bubblewrap for the grader's sandbox where root (else skip)"
 	@echo "make lab             open the notebooks in JupyterLab"
 	@echo "make exercises       regenerate exercises/ from solutions/"
 	@echo "make check-exercises fail if exercises/ is out of date with solutions/"
 	@echo "make sync-setup      rewrite every notebook's set-up cell (cell 0) from _config.yml"
-	@echo "make grade SUBMISSIONS=folder   grade every notebook in folder -> $(GRADES)"
-	@echo "make autograder      build the Gradescope autograder zip (_build/autograder.zip)"
+	@echo "make grade SUBMISSIONS=folder [JOBS=n]   grade every notebook in folder -> $(GRADES)"
+	@echo "make autograder [SET=name]   Gradescope autograder zips (_build/autograder/<set>.zip)"
 	@echo "make bench           lib vs PyTorch benchmark -> assets/benchmark.md, then notebook times"
 	@echo "make timings         run every notebook (nothing saved) -> assets/notebook_times.md"
 	@echo "make gpu-smoke       each chapter's core calls on CUDA (skipped without a GPU)"
@@ -78,7 +80,7 @@ nbval-matrix: $(STAMP)
 nbval-portable: $(STAMP)
 	$(BIN)/python -m tools.nbval_matrix --only portable
 
-test: lint browser-deps book unit nbval nbval-portable
+test: lint browser-deps sandbox-deps book unit nbval nbval-portable
 	@echo "make test: all passed"
 
 # Chromium for the browser test (tests/test_browser.py). Installed with apt where we are root
@@ -90,6 +92,15 @@ browser-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "Chromium not found and not root: the browser test will be skipped."; fi
 
+# bubblewrap, the grader's sandbox (lib/grading/isolation.py). Installed with apt where we are
+# root; elsewhere the grader falls back to a weaker layer and says which one ran.
+sandbox-deps:
+	@if command -v bwrap >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing bubblewrap (Debian package) for the grader's sandbox..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+	else echo "bwrap not found and not root: the grader will use a weaker isolation layer."; fi
+
 exercises: $(STAMP)
 	$(BIN)/python -m lib.grading.build
 
@@ -100,11 +111,16 @@ sync-setup: $(STAMP)
 	$(BIN)/python -m tools.setup_cell
 
 # HIDDEN=path/to/hidden_checks.py adds instructors' hidden checks (see README).
-grade: $(STAMP)
-	$(BIN)/python -m lib.grading $(SUBMISSIONS) --out $(GRADES) $(if $(HIDDEN),--extra $(HIDDEN))
+grade: $(STAMP) sandbox-deps
+	$(BIN)/python -m lib.grading $(SUBMISSIONS) --out $(GRADES) --jobs $(JOBS) \
+	    $(if $(HIDDEN),--extra $(HIDDEN))
 
+# One zip per exercise set (a Gradescope assignment grades one set): SET=name builds only that
+# one, as _build/autograder/<set>.zip.
 autograder: $(STAMP)
-	$(BIN)/python -m lib.grading.gradescope build _build/autograder.zip $(if $(HIDDEN),--extra $(HIDDEN))
+	@for s in $(or $(SET),$$($(BIN)/python -c "from lib.grading import list_sets; print(*list_sets())")); do \
+	    $(BIN)/python -m lib.grading.gradescope build _build/autograder/$$s.zip --set $$s \
+	        $(if $(HIDDEN),--extra $(HIDDEN)) || exit 1; done
 
 # Benchmark of lib against PyTorch's built-ins (-> assets/benchmark.md), then notebook times.
 bench: $(STAMP)

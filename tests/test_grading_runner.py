@@ -145,16 +145,46 @@ def test_grade_folder_writes_one_row_per_submission(tmp_path):
     (folder / "alice.ipynb").write_text(json.dumps(notebook(RIGHT_Q1)))
     (folder / "bob.ipynb").write_text(json.dumps(notebook(WRONG_Q1)))
     (folder / "carol.ipynb").write_text("")
+    (folder / "dave.IPYNB").write_text(json.dumps(notebook(RIGHT_Q1)))
     (folder / "notes.txt").write_text("not a notebook")
-    subs = grade_folder(folder, tmp_path / "grades.csv", quiet=True)
+    subs = grade_folder(folder, tmp_path / "grades.csv", quiet=True, jobs=2)
     rows = {r["submission"]: r for r in csv.DictReader(open(tmp_path / "grades.csv"))}
-    assert set(rows) == {"alice.ipynb", "bob.ipynb", "carol.ipynb"} and len(subs) == 3
+    assert set(rows) == {"alice.ipynb", "bob.ipynb", "carol.ipynb", "dave.IPYNB", "notes.txt"}
+    assert len(subs) == 4 and rows["dave.IPYNB"]["q1"] == "2"
+    assert rows["notes.txt"]["status"].startswith("skipped: not a notebook")
     assert rows["alice.ipynb"]["q1"] == "2" and rows["alice.ipynb"]["exercise_set"] == "gumbel_max"
     assert rows["bob.ipynb"]["q1"] == "0" and rows["carol.ipynb"]["status"] == "empty file"
     feedback = (tmp_path / "feedback" / "bob.txt").read_text()
     assert "one of the two" in feedback and "-np.log(-np.log" not in feedback
 
 
+def test_mixed_exercise_sets_get_their_own_columns(tmp_path):
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    (folder / "a.ipynb").write_text(json.dumps(notebook(RIGHT_Q1)))
+    (folder / "b.ipynb").write_text(json.dumps(notebook("x = 1", exercise_set="reinforce")))
+    grade_folder(folder, tmp_path / "grades.csv", quiet=True)
+    header = next(csv.reader(open(tmp_path / "grades.csv")))
+    assert "gumbel_max:q1" in header and "reinforce:q1" in header and "q1" not in header
+
+
 def test_grade_folder_rejects_a_missing_folder(tmp_path):
     with pytest.raises(ValueError, match="SUBMISSIONS"):
         grade_folder(tmp_path / "nowhere", tmp_path / "g.csv")
+
+
+def test_transport_keeps_0d_arrays_and_tensors_as_they_are():
+    """rationales q3 got a hint in the notebook and a traceback in the batch: 0-d arrays came
+    back with shape (1,) (issue 14)."""
+    import numpy as np
+    import torch
+
+    from lib.grading.runner import decode_data
+    from lib.grading.sandbox import data_event
+
+    data = {"scalar": np.array(2.5), "vec": np.arange(3.0), "t": torch.tensor(1.5),
+            "f32": np.ones((2, 2), dtype=np.float32), "nested": [{"x": np.array(7)}]}
+    back = decode_data(data_event("q1", data))
+    assert back["scalar"].shape == () and float(back["scalar"]) == 2.5
+    assert back["t"].shape == () and back["f32"].dtype == np.float32
+    assert back["nested"][0]["x"].shape == () and list(back["vec"]) == [0.0, 1.0, 2.0]

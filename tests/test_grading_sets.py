@@ -95,3 +95,17 @@ def test_unanswered_scores_zero(name):
     for q in get_set(name).questions.values():
         namespace = {n: ... for n in q.answers}
         assert run_question(q, namespace).status == "missing"
+
+
+@pytest.mark.parametrize("name", list_sets())
+def test_each_notebook_states_its_questions_time_budget(name):
+    """The grader stops an answer cell or a check after the question's budget (issue 14), so
+    the notebook must say how long that is."""
+    budgets = {q.seconds for q in get_set(name).questions.values()}
+    for path in (ROOT / "solutions").glob("*.ipynb"):
+        nb = json.loads(path.read_text())
+        if nb["metadata"].get("exercise_set") != name:
+            continue
+        text = " ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+        assert len(budgets) == 1, "state each question's own budget in its prompt"
+        assert f"up to {budgets.pop():g} s" in text, f"{path.name} does not state the budget"

@@ -17,9 +17,16 @@ def main(argv=None) -> int:
     ap.add_argument("--feedback", default=None,
                     help="folder for one feedback file per submission (default: feedback/ next "
                          "to the CSV)")
-    ap.add_argument("--timeout", type=float, default=180,
-                    help="seconds allowed for one run of a notebook")
-    ap.add_argument("--cell-timeout", type=int, default=60, help="seconds allowed for one cell")
+    ap.add_argument("--timeout", type=float, default=None,
+                    help="seconds allowed for one run of a notebook (default: one minute plus "
+                         "twice the sum of the questions' budgets)")
+    ap.add_argument("--cell-timeout", type=float, default=None,
+                    help="seconds allowed for every cell (default: the budget of the question "
+                         "the cell answers, as stated in the notebook)")
+    ap.add_argument("--jobs", "-j", type=int, default=1,
+                    help="submissions graded at once (each in its own sandbox)")
+    ap.add_argument("--sandbox", choices=["bubblewrap", "uid", "none"], default=None,
+                    help="isolation layer (default: the strongest that works here)")
     ap.add_argument("--extra", action="append", default=[], metavar="FILE.py",
                     help="a file of extra (hidden) checks; may be repeated")
     args = ap.parse_args(argv)
@@ -28,7 +35,8 @@ def main(argv=None) -> int:
         for path in args.extra:
             load_extra(path)
         subs = grade_folder(args.submissions, args.out, args.feedback, timeout=args.timeout,
-                            cell_timeout=args.cell_timeout, extra=args.extra)
+                            cell_timeout=args.cell_timeout, extra=args.extra, jobs=args.jobs,
+                            layer=args.sandbox)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

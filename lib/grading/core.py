@@ -62,6 +62,15 @@ class Question:
         hidden: graded by the batch grader and the autograder only; ``grader.check`` in the
             notebook does not run it (instructors keep such checks out of the public package,
             see :func:`lib.grading.sets.load_extra`).
+        seconds: the question's time budget: its answer cell may run this long, and so may its
+            check (the notebook states it in the question's heading).
+        forbidden: dotted names of functions, classes or modules the answer must not use
+            (``"numpy.random.Generator.gumbel"``, ``"lib.relaxed"``). While probing, calling
+            one raises a "not allowed in this question" error, however it is reached (an
+            alias, ``getattr``, a helper), and the question scores 0 with ``forbidden_why``.
+        watch: dotted names of functions whose use the judge needs to see (for example
+            ``scipy.integrate.quad``); the probe data gets ``__called__``: the names of those
+            that were called while probing.
     """
 
     name: str
@@ -71,6 +80,10 @@ class Question:
     judge: Callable[[Dict[str, Any]], None]
     title: str = ""
     hidden: bool = False
+    seconds: float = 60.0
+    forbidden: Sequence[str] = ()
+    forbidden_why: str = ""
+    watch: Sequence[str] = ()
 
 
 @dataclass
@@ -83,7 +96,8 @@ class ExerciseSet:
 
     def question(
         self, name: str, *, points: float, answers: Sequence[str], title: str = "",
-        hidden: bool = False,
+        hidden: bool = False, seconds: float = 60.0, forbidden: Sequence[str] = (),
+        forbidden_why: str = "", watch: Sequence[str] = (),
     ) -> Callable[[Callable], Callable]:
         """Decorator registering a probe; the judge is attached with ``@probe.judge``.
 
@@ -101,7 +115,8 @@ class ExerciseSet:
         def register(probe: Callable) -> Callable:
             def attach(judge: Callable) -> Callable:
                 self.questions[name] = Question(
-                    name, float(points), tuple(answers), probe, judge, title, hidden
+                    name, float(points), tuple(answers), probe, judge, title, hidden,
+                    float(seconds), tuple(forbidden), forbidden_why, tuple(watch),
                 )
                 return judge
 
@@ -167,16 +182,27 @@ def collect(question: Question, namespace: Mapping[str, Any]) -> Dict[str, Any]:
     if missing:
         return {"__missing__": missing}
     kwargs = {n: namespace[n] for n in question.answers}
+    from lib.grading.probing import Watcher, pinned_torch
+
+    watcher = Watcher(question.forbidden, question.watch, roots=list(kwargs.values()))
     try:
-        data = question.probe(**kwargs)
+        with pinned_torch(), watcher:
+            data = question.probe(**kwargs)
     except Mistake as exc:  # a probe may already see that the answer cannot be right
-        return {"__mistake__": _short(str(exc))}
+        data = {"__mistake__": _short(str(exc))}
     except NotImplementedError:
         return {"__missing__": list(question.answers)}
     except Exception as exc:  # noqa: BLE001 - any student error becomes feedback
-        return error_data(exc, f"Running your `{', '.join(question.answers)}`")
+        data = error_data(exc, f"Running your `{', '.join(question.answers)}`")
+    if watcher.violations:  # even if the student's code caught the error
+        why = f" {question.forbidden_why}" if question.forbidden_why else ""
+        names = ", ".join(f"`{n}`" for n in watcher.violations)
+        return {"__mistake__": _short(f"Your code called {names}, which is not allowed in "
+                                      f"this question.{why}")}
     if not isinstance(data, dict):
         raise TypeError(f"probe of {question.name} returned {type(data).__name__}, not dict")
+    if question.watch and "__error__" not in data and "__mistake__" not in data:
+        data["__called__"] = sorted(watcher.called)
     return data
 
 
@@ -193,8 +219,11 @@ def decide(question: Question, data: Mapping[str, Any]) -> Result:
         return Result(q, 0.0, pts, "failed", _short(data["__error__"]))
     if "__mistake__" in data:
         return Result(q, 0.0, pts, "failed", _short(data["__mistake__"]))
+    from lib.grading.probing import pinned_torch
+
     try:
-        question.judge(dict(data))
+        with pinned_torch():
+            question.judge(dict(data))
     except Mistake as exc:
         return Result(q, 0.0, pts, "failed", _short(str(exc)))
     except Exception:  # noqa: BLE001 - a judge must not crash the gradebook

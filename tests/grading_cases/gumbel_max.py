@@ -13,9 +13,29 @@ CASES = {
             "    u = 1.0 - rng.random(n)  # (0, 1]\n"
             "    u = np.where(u == 1.0, 0.5, u)\n"
             "    return -np.log(-np.log(u))\n",
+            # issue 14: docstrings, comments and the student's own names never matter
+            'def sample_gumbel(n):\n'
+            '    """Like np.random.gumbel(size=n) or scipy.stats.gumbel_r, by inverse CDF."""\n'
+            '    # not Gumbel(...) from torch: U -> -log(-log U)\n'
+            '    return -np.log(-np.log(np.random.uniform(1e-300, 1.0, n)))\n',
+            "def gumbel_softmax(u):  # a helper with a library's name\n"
+            "    return -np.log(-np.log(u))\n"
+            "def sample_gumbel(n):\n"
+            "    return gumbel_softmax(np.random.uniform(1e-300, 1.0, n))\n",
         ],
         "wrong": [
             ("def sample_gumbel(n):\n    return -np.log(np.random.rand(n))\n", "one of the two"),
+            # issue 14: bans hold however the library sampler is reached
+            ("_g = np.random.gumbel\ndef sample_gumbel(n):\n    return _g(size=n)\n",
+             "not allowed"),
+            ("def sample_gumbel(n):\n    return getattr(np.random, 'gum' + 'bel')(size=n)\n",
+             "not allowed"),
+            ("rng = np.random.default_rng(1)\ndef _helper(n):\n    return rng.gumbel(size=n)\n"
+             "def sample_gumbel(n):\n    return _helper(n)\n", "not allowed"),
+            ("import scipy.stats as st\ndef sample_gumbel(n):\n"
+             "    try:\n        return st.gumbel_r.rvs(size=n)\n"
+             "    except Exception:\n        return np.random.gumbel(size=n)\n", "not allowed"),
+            ("def sample_gumbel(n):\n    return np.full(n, 0.5772)\n", "are equal"),
             ("def sample_gumbel(n):\n    return np.log(-np.log(np.random.rand(n)))\n",
              "mirrored"),
             ("def sample_gumbel(n):\n    return np.random.rand(n)\n", "uniform"),
@@ -148,7 +168,7 @@ CASES["q4"] = {
     ],
     "wrong": [
         ("def gumbel_density(g, loc):\n    return np.exp(-np.exp(-(g - loc)))\n", "CDF"),
-        ("def gumbel_density(g, loc):\n    return np.exp(-(g - loc))\n", "missing the factor"),
+        ("def gumbel_density(g, loc):\n    return np.exp(-(g - loc))\n", "chain rule"),
         ("def gumbel_density(g, loc):\n    z = g - loc\n    return np.exp(z - np.exp(z))\n",
          "mirrored"),
         ("def gumbel_density(g, loc):\n    return np.exp(-g - np.exp(-g))\n",
@@ -161,8 +181,17 @@ CASES["q4"] = {
          "    return math.exp(-z - math.exp(-z))\n", "OverflowError"),
         ("from scipy import stats\ndef gumbel_density(g, loc):\n"
          "    return stats.gumbel_r.pdf(g, loc=loc)\n", "library"),
+        ("from scipy import stats\n_pdf = stats.gumbel_r(loc=0).pdf\n"
+         "def gumbel_density(g, loc):\n    return _pdf(g - loc)\n", "not allowed"),
     ],
 }
+# issue 14: the prompt's own docstring was read as "calls a library Gumbel density"
+CASES["q4"]["right"].append(
+    'def gumbel_density(g, loc):\n'
+    '    """The density of Gumbel(loc, 1) at g."""\n'
+    '    z = g - loc\n'
+    '    with np.errstate(over="ignore"):\n'
+    '        return np.exp(-z - np.exp(-z))\n')
 
 # ---------------------------------------------------------------------------------- q5
 CASES["q5"] = {
@@ -222,6 +251,9 @@ CASES["q6"] = {
     "wrong": [
         ("def prob_argmax(logits, i):\n"
          "    return np.exp(logits[i]) / np.exp(logits).sum()\n", "does not integrate"),
+        # issue 14: a comment mentioning integration used to pass the source regex
+        ("def prob_argmax(logits, i):  # no need to integrate (scipy.integrate.quad)\n"
+         "    return np.exp(logits[i] - np.logaddexp.reduce(logits))\n", "does not integrate"),
         (Q6_HELPERS + "from scipy.integrate import quad\n"
          "def prob_argmax(logits, i):\n"
          "    f = lambda g: _density(g, logits[i]) * np.exp(-np.sum(np.exp(logits - g)))\n"
@@ -243,3 +275,16 @@ CASES["q6"] = {
          "    return quad(f, -np.inf, np.inf)[0]\n", "centred"),
     ],
 }
+
+# issue 14: answers the source-reading check could not see integrate (functools.partial, exec)
+CASES["q6"]["right"] += [
+    Q6_HELPERS + "import functools\nfrom scipy import integrate\n"
+    "def _p(logits, i, integrator):\n"
+    "    f = lambda g: _density(g, logits[i]) * _below(g, logits, i)\n"
+    "    return integrator(f, -np.inf, np.inf)[0]\n"
+    "prob_argmax = functools.partial(_p, integrator=integrate.quad)\n",
+    Q6_HELPERS + "import scipy.integrate as si\n"
+    "exec('def prob_argmax(logits, i):\\n'\n"
+    "     '    return si.quad(lambda g: _density(g, logits[i]) * _below(g, logits, i),'\n"
+    "     ' -np.inf, np.inf)[0]\\n')\n",
+]

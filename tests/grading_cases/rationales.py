@@ -232,3 +232,13 @@ CASES = {
         ],
     },
 }
+
+# issue 14: the student's own helper may carry a library's name
+CASES["q1"]["right"].append(
+    "def precision_recall_f1(tp, n_selected, n_true):\n"
+    "    p = tp / n_selected if n_selected else 0.0\n"
+    "    r = tp / n_true if n_true else 0.0\n"
+    "    return p, r, (2 * p * r / (p + r) if p + r else 0.0)\n"
+    "def rationale_prf(selected, truth, mask):\n"
+    + _PRF_SOLUTION_BODY
+    + "    return precision_recall_f1(tp, n_s, n_t)\n")

@@ -118,3 +118,17 @@ CASES = {
         ],
     },
 }
+
+# issue 14: the student's own helper may carry a library's name
+CASES["q1"]["right"].append(
+    "def straight_through(hard, soft):\n"
+    "    return hard + soft - soft.detach()\n"
+    "def st_bernoulli(logits):\n"
+    "    p = torch.sigmoid(logits)\n"
+    "    return straight_through((torch.rand_like(p) < p).float(), p)\n")
+CASES["q1"]["wrong"].append((
+    "import lib.estimators as est\n"
+    "_st = getattr(est, 'straight_' + 'through')\n"
+    "def st_bernoulli(logits):\n"
+    "    p = torch.sigmoid(logits)\n"
+    "    return _st((torch.rand_like(p) < p).float(), p)\n", "not allowed"))

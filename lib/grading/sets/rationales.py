@@ -14,19 +14,18 @@ q4  st_mask: a straight-through Binary Concrete mask from given uniform noise: e
 from __future__ import annotations
 
 import itertools
-import re
 from functools import cache
 
 import numpy as np
 
 from lib.grading.core import ExerciseSet, Mistake, as_float_array, expect_finite
-from lib.grading.probing import attempt, code_of, seed_all
+from lib.grading.probing import attempt, seed_all
 
 SET = ExerciseSet("rationales", "Case study: rationales for text classification")
 
-LIBRARY = re.compile(r"lib\s*\.\s*rationales|from\s+lib\.rationales|precision_recall_f1|"
-                     r"rationale_loss|lib\.estimators|reinforce_surrogate|leave_one_out|"
-                     r"relaxed_bernoulli")
+#: The book's own implementations: forbidden while any question here is probed, however they
+#: are reached (comments, docstrings and the student's own names never matter).
+BOOK_LIB = ("lib.rationales", "lib.estimators", "lib.relaxed")
 
 
 def _close(a, b, rtol=1e-5, atol=1e-7) -> bool:
@@ -100,7 +99,10 @@ def _q1_wrong(selected, truth, mask):
 
 
 @SET.question("q1", points=2, answers=["rationale_prf"],
-              title="rationale precision, recall and F1")
+              title="rationale precision, recall and F1",
+              forbidden=BOOK_LIB,
+              forbidden_why="Compute precision, recall and F1 yourself (sklearn.metrics is "
+                            "fine), not with the book's lib.")
 def q1(rationale_prf):
     import torch
 
@@ -119,14 +121,11 @@ def q1(rationale_prf):
                 value, error = None, str(exc)
         results.append({"name": name, "selected": selected, "truth": truth, "mask": mask,
                         "value": value, "error": error or ""})
-    return {"results": results, "uses_library": bool(LIBRARY.search(code_of(rationale_prf)))}
+    return {"results": results}
 
 
 @q1.judge
 def _(data):
-    if data["uses_library"]:
-        raise Mistake("Your function calls lib.rationales; compute the three numbers yourself "
-                      "(sklearn.metrics is fine).")
     for case in data["results"]:
         name = case["name"]
         if case["error"]:
@@ -220,14 +219,16 @@ def _q2_wrong(z, mask, l1, l2):
 
 
 @SET.question("q2", points=2, answers=["rationale_penalty"],
-              title="sparsity and coherence penalty")
+              title="sparsity and coherence penalty",
+              forbidden=BOOK_LIB,
+              forbidden_why="Write the penalty yourself, not with the book's lib.")
 def q2(rationale_penalty):
     import torch
 
     if not callable(rationale_penalty):
         raise Mistake("`rationale_penalty` should be a function (z, mask, lambda1, lambda2).")
     mask, soft, hard = _q2_inputs()
-    out = {"uses_library": bool(LIBRARY.search(code_of(rationale_penalty)))}
+    out = {}
     z = torch.tensor(soft, dtype=torch.float64, requires_grad=True)
     value, error = attempt(rationale_penalty, z, torch.tensor(mask), *Q2_LAMBDAS)
     if error is not None:
@@ -249,8 +250,6 @@ def q2(rationale_penalty):
 
 @q2.judge
 def _(data):
-    if data["uses_library"]:
-        raise Mistake("Your function calls lib.rationales; write the penalty yourself.")
     mask, soft, hard = _q2_inputs()
     for key, z, shape in (("soft", soft, (4,)), ("hard", hard, (3, 4))):
         value = np.asarray(data[key])
@@ -350,7 +349,10 @@ def _q3_call(fn, samples, costs, connected=False, copies=1):
 
 
 @SET.question("q3", points=3, answers=["reinforce_mask_loss"],
-              title="REINFORCE with a leave-one-out baseline for the mask")
+              title="REINFORCE with a leave-one-out baseline for the mask",
+              forbidden=BOOK_LIB,
+              forbidden_why="Write the surrogate and the baseline yourself, not with the "
+                            "book's lib.")
 def q3(reinforce_mask_loss):
     if not callable(reinforce_mask_loss):
         raise Mistake("`reinforce_mask_loss` should be a function (logits, samples, costs, "
@@ -371,7 +373,7 @@ def q3(reinforce_mask_loss):
         if g is not None:
             draws = (g * Q3_DRAWS).reshape(Q3_DRAWS, 2, 4)
     return {"samples": fixed, "costs": fixed_costs, "grad": grad, "source_grad": source_grad,
-            "draws": draws, "uses_library": bool(LIBRARY.search(code_of(reinforce_mask_loss)))}
+            "draws": draws}
 
 
 def _q3_wrong(samples, costs):
@@ -409,9 +411,6 @@ def _q3_wrong(samples, costs):
 
 @q3.judge
 def _(data):
-    if data["uses_library"]:
-        raise Mistake("Your function calls lib.estimators or lib.rationales; write the "
-                      "surrogate and the baseline yourself.")
     grad = data["grad"]
     if grad is None or not np.any(grad):
         raise Mistake("No gradient reaches the logits. The surrogate is built from log p(z), "
@@ -474,14 +473,16 @@ def q4_reference(logits, u, tau, flip=False):
     return hard, soft * (1 - soft) / tau, soft
 
 
-@SET.question("q4", points=2, answers=["st_mask"], title="the straight-through mask")
+@SET.question("q4", points=2, answers=["st_mask"], title="the straight-through mask",
+              forbidden=BOOK_LIB,
+              forbidden_why="Write the sampler yourself, not with the book's lib.")
 def q4(st_mask):
     import torch
 
     if not callable(st_mask):
         raise Mistake("`st_mask` should be a function (logits, u, tau).")
     logits_np, u_np, w = _q4_inputs()
-    out = {"uses_library": bool(LIBRARY.search(code_of(st_mask)))}
+    out = {}
     for tau in Q4_TAUS:
         logits = torch.tensor(logits_np, dtype=torch.float32, requires_grad=True)
         z, error = attempt(st_mask, logits, torch.tensor(u_np, dtype=torch.float32), tau)
@@ -500,9 +501,6 @@ def q4(st_mask):
 
 @q4.judge
 def _(data):
-    if data["uses_library"]:
-        raise Mistake("Your function calls lib.relaxed or lib.estimators; write the sampler "
-                      "yourself.")
     logits, u, w = _q4_inputs()
     for tau in Q4_TAUS:
         case = data[str(tau)]

@@ -1,0 +1,48 @@
+"""The rule watcher: forbidden calls raise however they are reached, and nothing stays patched."""
+
+import functools
+
+import numpy as np
+import pytest
+from scipy import integrate, stats
+
+from lib.grading.probing import NotAllowed, Watcher
+
+GUMBEL = ["numpy.random.gumbel", "numpy.random.RandomState.gumbel",
+          "numpy.random.Generator.gumbel", "scipy.stats.gumbel_r"]
+
+_alias = np.random.gumbel
+_rng = np.random.default_rng(0)
+
+
+def _helper(n):
+    return getattr(np.random, "gum" + "bel")(size=n)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: _alias(size=3),
+    lambda: _helper(3),
+    lambda: _rng.gumbel(size=3),
+    lambda: np.random.default_rng(1).gumbel(size=3),
+    functools.partial(np.random.gumbel, 0.0, 1.0, 3),
+    lambda: stats.gumbel_r.rvs(size=3),
+    lambda: stats.gumbel_r(loc=1.0).pdf(0.5),
+], ids=["alias", "getattr-helper", "generator", "new-generator", "partial", "scipy", "frozen"])
+def test_a_forbidden_call_raises_and_is_recorded(call):
+    watcher = Watcher(GUMBEL, roots=[call])
+    with watcher:
+        with pytest.raises(NotAllowed, match="not allowed in this question"):
+            call()
+    assert watcher.violations
+    call()  # everything is restored afterwards
+
+
+def test_allowed_calls_pass_and_watched_calls_are_seen():
+    watcher = Watcher(GUMBEL, ["scipy.integrate.quad"])
+    quad = functools.partial(integrate.quad, lambda x: x * x)
+    with watcher:
+        np.random.uniform(size=3)
+        stats.norm.rvs(size=3)
+        _rng.random(3)
+        quad(0.0, 1.0)
+    assert watcher.violations == [] and watcher.called == {"scipy.integrate.quad"}
