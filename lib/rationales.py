@@ -462,14 +462,23 @@ def load_reviews_csv(
 
 
 def train_test_split(
-    data: RationaleData, test_fraction: float = 0.2, *, seed: int = 0
+    data: RationaleData, test_fraction: float = 0.2, *, seed: int = 0,
+    refit_vocab: bool = False,
 ) -> tuple[RationaleData, RationaleData]:
     """Shuffle ``data`` with ``seed`` and split it into a training and a test set.
+
+    A vocabulary built from all the texts (as :func:`load_reviews_csv` builds one without
+    ``vocab``) has seen the test texts: words that occur only there get ids of their own,
+    which training never updates. ``refit_vocab=True`` rebuilds the vocabulary from the
+    training texts alone (:meth:`Vocabulary.from_texts`, most frequent first) and encodes both
+    parts with it, so that test words never seen in training become ``<unk>``, as they would
+    for new texts. Leave it False for the synthetic reviews, whose vocabulary is fixed.
 
     Args:
         data: a :class:`RationaleData`.
         test_fraction: share of the texts in the test set, in (0, 1).
         seed: seed of the shuffle.
+        refit_vocab: rebuild the vocabulary from the training texts only.
 
     Returns:
         ``(train, test)``; the test set has ``round(test_fraction * N)`` texts (at least 1).
@@ -489,8 +498,22 @@ def train_test_split(
     if n_test >= len(data):
         raise ValueError(f"{len(data)} texts are too few to split with test_fraction="
                          f"{test_fraction}")
+    check_bool(refit_vocab, "refit_vocab")
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
-    return data[order[n_test:]], data[order[:n_test]]
+    train, test = data[order[n_test:]], data[order[:n_test]]
+    if not refit_vocab:
+        return train, test
+    vocab = Vocabulary.from_texts(
+        [w for w in train.words(i) if w != data.vocab.UNK] for i in range(len(train))
+    )
+
+    def encode(part: RationaleData) -> RationaleData:
+        tokens, mask = _pad([vocab.encode(part.words(i)) for i in range(len(part))],
+                            vocab.pad_index)
+        return RationaleData(tokens, mask, part.labels, vocab, part.label_names,
+                             part.rationales)
+
+    return encode(train), encode(test)
 
 
 # --------------------------------------------------------------------------------------------

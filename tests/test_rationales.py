@@ -173,6 +173,23 @@ def test_train_test_split():
         R.train_test_split(data, 1.0)
 
 
+def test_train_test_split_refit_vocab_sees_only_the_training_texts():
+    data = R.load_reviews_csv(R.sample_csv_path())
+    train, test = R.train_test_split(data, 0.2, seed=1, refit_vocab=True)
+    plain_train, plain_test = R.train_test_split(data, 0.2, seed=1)
+    assert train.vocab is test.vocab
+    train_words = {w for i in range(len(train)) for w in plain_train.words(i)}
+    assert set(train.vocab.words[2:]) == train_words  # no word from the test texts
+    assert torch.equal(train.labels, plain_train.labels)
+    for i in range(len(test)):  # test words unseen in training become <unk>, the rest stay
+        expected = [w if w in train_words else "<unk>" for w in plain_test.words(i)]
+        assert test.words(i) == expected
+    assert any("<unk>" in test.words(i) for i in range(len(test)))
+    assert (train.tokens[train.mask] != train.vocab.unk_index).all()
+    with pytest.raises(TypeError):
+        R.train_test_split(data, 0.2, refit_vocab="yes")
+
+
 # ---------------------------------------------------------------------------- model
 def _tiny(seed=0, **kwargs):
     torch.manual_seed(seed)
