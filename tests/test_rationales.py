@@ -477,3 +477,45 @@ def test_highlight_colour_parameter():
     assert KEPT_BACKGROUND not in html
     with pytest.raises(ValueError, match="hex colour"):
         highlight_tokens(["a"], [1], color="blue")
+
+
+# ---------------------------------------------------------------------------- side by side
+def test_side_by_side_is_each_model_on_its_own_rows():
+    data = R.make_synthetic_reviews(6, seed=0)
+    models = [_tiny(seed) for seed in range(3)]
+    stack = R._SideBySide(models)
+    tokens, mask = data.tokens.repeat(3, 1), data.mask.repeat(3, 1)
+    logits = stack.keep_logits(tokens, mask).reshape(3, 6, -1)
+    z = torch.rand(2, 18, tokens.shape[1], generator=torch.Generator().manual_seed(0))
+    classes = stack.classify(tokens, z).reshape(2, 3, 6, -1)
+    for k, m in enumerate(models):
+        expected = m.keep_logits(data.tokens, data.mask)
+        assert torch.allclose(logits[k][data.mask], expected[data.mask], atol=1e-5)
+        assert torch.allclose(classes[:, k], m.classify(data.tokens, z[:, 6 * k: 6 * (k + 1)]),
+                              atol=1e-5)
+    # exact estimator: K times the joint loss has each model's own gradient
+    labels = data.labels.repeat(3)
+    (3 * R.rationale_loss(stack, tokens, mask, labels, "exact").loss).backward()
+    for k, m in enumerate(models):
+        R.rationale_loss(m, data.tokens, data.mask, data.labels, "exact").loss.backward()
+        for n, p in m.named_parameters():
+            assert torch.allclose(stack.p(n).grad[k], p.grad, atol=1e-5), n
+
+
+def test_train_side_by_side_trains_each_model_in_place():
+    data = R.make_synthetic_reviews(64, seed=0)
+    models = [_tiny(seed) for seed in range(2)]
+    def weights(m):
+        return torch.cat([p.detach().flatten() for p in m.parameters()])
+
+    before = [weights(m) for m in models]
+    R.train_side_by_side(models, data, "reinforce", n_steps=3,
+                         generator=torch.Generator().manual_seed(0))
+    after = [weights(m) for m in models]
+    assert not torch.equal(after[0], before[0]) and not torch.equal(after[1], before[1])
+    assert not torch.equal(after[0] - before[0], after[1] - before[1])  # two different runs
+    with pytest.raises(ValueError, match="same shape"):
+        R.train_side_by_side([_tiny(), R.RationaleModel(len(R.SYNTHETIC_VOCABULARY))], data,
+                             "exact", n_steps=1)
+    with pytest.raises(ValueError, match="estimator"):
+        R.train_side_by_side(models, data, "gumbel", n_steps=1)
