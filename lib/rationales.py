@@ -23,7 +23,8 @@ so the gradient with respect to :math:`\phi` needs an estimator (:data:`ESTIMATO
 * Objective and estimators: :func:`rationale_penalty`, :func:`rationale_loss`,
   :func:`selector_gradients`.
 * Metrics and training: :func:`precision_recall_f1`, :func:`evaluate_rationales`,
-  :func:`train_rationale_model`, :class:`TrainHistory`, :func:`format_results`.
+  :func:`train_rationale_model`, :class:`TrainHistory`, :func:`format_results`,
+  :func:`train_side_by_side` (many seeds at once).
 * Display: :func:`show_rationales` (planted and selected tokens as coloured HTML),
   :func:`plot_learning_curves`.
 
@@ -90,6 +91,7 @@ __all__ = [
     "show_rationales",
     "tokenize",
     "train_rationale_model",
+    "train_side_by_side",
     "train_test_split",
 ]
 
@@ -470,14 +472,23 @@ def load_reviews_csv(
 
 
 def train_test_split(
-    data: RationaleData, test_fraction: float = 0.2, *, seed: int = 0
+    data: RationaleData, test_fraction: float = 0.2, *, seed: int = 0,
+    refit_vocab: bool = False,
 ) -> tuple[RationaleData, RationaleData]:
     """Shuffle ``data`` with ``seed`` and split it into a training and a test set.
+
+    A vocabulary built from all the texts (as :func:`load_reviews_csv` builds one without
+    ``vocab``) has seen the test texts: words that occur only there get ids of their own,
+    which training never updates. ``refit_vocab=True`` rebuilds the vocabulary from the
+    training texts alone (:meth:`Vocabulary.from_texts`, most frequent first) and encodes both
+    parts with it, so that test words never seen in training become ``<unk>``, as they would
+    for new texts. Leave it False for the synthetic reviews, whose vocabulary is fixed.
 
     Args:
         data: a :class:`RationaleData`.
         test_fraction: share of the texts in the test set, in (0, 1).
         seed: seed of the shuffle.
+        refit_vocab: rebuild the vocabulary from the training texts only.
 
     Returns:
         ``(train, test)``; the test set has ``round(test_fraction * N)`` texts (at least 1).
@@ -497,9 +508,23 @@ def train_test_split(
     if n_test >= len(data):
         raise ValueError(f"{len(data)} texts are too few to split with test_fraction="
                          f"{test_fraction}")
+    check_bool(refit_vocab, "refit_vocab")
     order = rng.randperm(len(data), generator=torch.Generator().manual_seed(seed),
                          device=data.tokens.device)
-    return data[order[n_test:]], data[order[:n_test]]
+    train, test = data[order[n_test:]], data[order[:n_test]]
+    if not refit_vocab:
+        return train, test
+    vocab = Vocabulary.from_texts(
+        [w for w in train.words(i) if w != data.vocab.UNK] for i in range(len(train))
+    )
+
+    def encode(part: RationaleData) -> RationaleData:
+        tokens, mask = _pad([vocab.encode(part.words(i)) for i in range(len(part))],
+                            vocab.pad_index)
+        return RationaleData(tokens, mask, part.labels, vocab, part.label_names,
+                             part.rationales)
+
+    return encode(train), encode(test)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1190,6 +1215,147 @@ def format_results(histories: Sequence[TrainHistory]) -> str:
                     f"{r['accuracy']:>8.3f}{r['precision']:>11.3f}{r['recall']:>8.3f}"
                     f"{r['f1']:>7.3f}{r['kept']:>8.3f}  {h.seconds:.1f} s")
     return "\n".join(rows)
+
+
+class _SideBySide(nn.Module):
+    """K :class:`RationaleModel` of the same shape as one module whose batch is K batches.
+
+    Rows ``k*B .. (k+1)*B - 1`` of a batch of ``K*B`` texts go through model ``k``'s weights
+    (stacked along a new first dimension), so :func:`rationale_loss` trains all K at once: each
+    text's cost depends on its own model only, and ``K`` times the batch mean is the sum of the
+    K models' own batch means.
+    """
+
+    def __init__(self, models: Sequence[RationaleModel]) -> None:
+        super().__init__()
+        self.k = len(models)
+        self.pad = models[0].selector_conv1.padding[0]
+        self.names = [n for n, _ in models[0].named_parameters()]
+        self.stacked = nn.ParameterDict({
+            n.replace(".", "__"): nn.Parameter(torch.stack([m.get_parameter(n).detach()
+                                                            for m in models]))
+            for n in self.names
+        })
+
+    def p(self, name: str) -> Tensor:
+        return self.stacked[name.replace(".", "__")]
+
+    def _split(self, tokens: Tensor) -> Tensor:
+        return tokens.reshape(self.k, -1, tokens.shape[-1])  # [K, B, L]
+
+    def _conv(self, x: Tensor, layer: str) -> Tensor:
+        """x [K, B, C, L] through model k's conv1d ``layer``, as one batched matrix product of
+        the windows (a grouped convolution takes a slower path in float64)."""
+        w, bias = self.p(f"{layer}.weight"), self.p(f"{layer}.bias")  # [K, H, C, w], [K, H]
+        k, b, c, length = x.shape
+        windows = F.pad(x, (self.pad, self.pad)).unfold(-1, w.shape[-1], 1)  # [K, B, C, L, w]
+        columns = windows.permute(0, 1, 3, 2, 4).reshape(k, b * length, -1)
+        out = torch.bmm(columns, w.reshape(k, w.shape[1], -1).transpose(1, 2))  # [K, B*L, H]
+        return out.reshape(k, b, length, -1).transpose(2, 3) + bias[:, None, :, None]
+
+    def keep_logits(self, tokens: Tensor, mask: Tensor) -> Tensor:
+        t = self._split(tokens)
+        valid = self._split(mask).unsqueeze(2).to(torch.get_default_dtype())  # [K, B, 1, L]
+        rows = torch.arange(self.k, device=tokens.device)[:, None, None]
+        x = self.p("selector_embedding.weight")[rows, t].transpose(2, 3) * valid  # [K,B,E,L]
+        h = torch.relu(self._conv(x, "selector_conv1")) * valid
+        h = torch.relu(self._conv(h, "selector_conv2"))
+        logits = (torch.einsum("kbhl,kh->kbl", h, self.p("selector_out.weight")[:, 0])
+                  + self.p("selector_out.bias")[:, :, None])
+        return logits.reshape(tokens.shape)
+
+    def classify(self, tokens: Tensor, z: Tensor) -> Tensor:
+        t = self._split(tokens)
+        rows = torch.arange(self.k, device=tokens.device)[:, None, None]
+        e = self.p("classifier_embedding.weight")[rows, t]  # [K, B, L, E]
+        per_token = torch.einsum("kble,khe->kblh", e, self.p("classifier_hidden.weight"))
+        zk = z.reshape(*z.shape[:-2], self.k, -1, z.shape[-1])
+        hidden = torch.tanh(torch.einsum("...kbl,kblh->...kbh", zk, per_token))
+        out = torch.einsum("...kbh,kch->...kbc", hidden, self.p("classifier_out.weight"))
+        return out.reshape(*z.shape[:-1], out.shape[-1])
+
+    @torch.no_grad()
+    def write_back(self, models: Sequence[RationaleModel]) -> None:
+        for i, m in enumerate(models):
+            for n in self.names:
+                m.get_parameter(n).copy_(self.p(n)[i])
+
+
+def train_side_by_side(
+    models: Sequence[RationaleModel],
+    train: RationaleData,
+    estimator: str,
+    *,
+    n_steps: int = 150,
+    batch_size: int = 32,
+    lr: float = 1e-2,
+    selector_lr: float | None = 2e-3,
+    lambda1: float = 0.02,
+    lambda2: float = 0.02,
+    tau: float = 0.5,
+    n_samples: int = 4,
+    generator: torch.Generator | None = None,
+) -> None:
+    r"""Train several models of the same shape at once, each on its own minibatches and masks.
+
+    The same training as :func:`train_rationale_model` (Adam with ``lr`` for the classifier
+    and ``selector_lr`` for the selector, the weight grid of :func:`lib.training.snap_` after
+    every step), for ``len(models)`` independent runs that share every tensor operation: the
+    models' weights are stacked, each step draws ``batch_size`` texts per model (with
+    replacement, from ``generator``) and calls :func:`rationale_loss` once on all of them.
+    Adam acts on each weight separately, so model ``k`` follows its own run; the random draws
+    differ from those of :func:`train_rationale_model` with the same seed. Many seeds cost
+    little more than one, which makes spreads over seeds affordable. No evaluation is done
+    during training (use :func:`evaluate_rationales` afterwards); the models are updated in
+    place.
+
+    Args:
+        models: :class:`RationaleModel` objects of the same shape (for example one per seed).
+        train: training :class:`RationaleData`.
+        estimator: one of :data:`ESTIMATORS`.
+        n_steps, batch_size, lr, selector_lr, lambda1, lambda2, tau, n_samples: as for
+            :func:`train_rationale_model`.
+        generator: ``torch.Generator`` for the minibatches and the masks.
+
+    Example:
+        >>> data = make_synthetic_reviews(64, seed=0)
+        >>> models = [RationaleModel(len(data.vocab)) for _ in range(3)]
+        >>> train_side_by_side(models, data, "straight_through", n_steps=2)
+        >>> len({str(m.selector_out.weight.tolist()) for m in models})  # three runs, three results
+        3
+    """
+    estimator = _check_estimator(estimator)
+    models = list(models)
+    if not models or not all(isinstance(m, RationaleModel) for m in models):
+        raise TypeError("models must be a non-empty sequence of RationaleModel")
+    shapes = [[tuple(p.shape) for p in m.parameters()] for m in models]
+    if any(s != shapes[0] for s in shapes):
+        raise ValueError("the models must all have the same shape (same constructor arguments)")
+    if not isinstance(train, RationaleData):
+        raise TypeError(f"train must be a RationaleData, got {type_name(train)}")
+    n_steps = check_int(n_steps, "n_steps", min_value=1)
+    batch_size = check_int(batch_size, "batch_size", min_value=1)
+    lr = check_real(lr, "lr", gt=0.0)
+    selector_lr = lr if selector_lr is None else check_real(selector_lr, "selector_lr", gt=0.0)
+    device = next(models[0].parameters()).device
+    check_generator(generator, device=device)
+    stack = _SideBySide(models).to(device)
+    selector = [stack.p(n) for n in stack.names if n.startswith("selector")]
+    classifier = [stack.p(n) for n in stack.names if not n.startswith("selector")]
+    optimizer = torch.optim.Adam([{"params": selector, "lr": selector_lr},
+                                  {"params": classifier, "lr": lr}])
+    tokens, mask, labels = train.tokens.to(device), train.mask.to(device), train.labels.to(device)
+    k = len(models)
+    for _ in range(n_steps):
+        index = rng.randint(len(train), (k * batch_size,), generator=generator, device=device)
+        out = rationale_loss(stack, tokens[index], mask[index], labels[index], estimator,
+                             lambda1=lambda1, lambda2=lambda2, tau=tau, n_samples=n_samples,
+                             generator=generator)
+        optimizer.zero_grad(set_to_none=True)
+        (k * out.loss).backward()  # the sum of the K models' own losses
+        optimizer.step()
+        snap_(stack.parameters())  # the same weights on every CPU (lib.training)
+    stack.write_back(models)
 
 
 # --------------------------------------------------------------------------------------------

@@ -194,6 +194,9 @@ GENERATOR_CALLS = {
     "rationales.train_rationale_model": lambda g: rationales.train_rationale_model(
         rationales.RationaleModel(len(_reviews().vocab)), _reviews(), _reviews(),
         "straight_through", n_steps=1, generator=g, progress=False),
+    "rationales.train_side_by_side": lambda g: rationales.train_side_by_side(
+        [rationales.RationaleModel(len(_reviews().vocab)) for _ in range(2)], _reviews(),
+        "straight_through", n_steps=1, generator=g),
     "vae.CategoricalVAE.sample_prior": lambda g: vae.CategoricalVAE(2, 3, 8).sample_prior(
         2, generator=g),
     "vae.sample_latent": lambda g: vae.sample_latent(torch.zeros(2, 3), "gumbel_softmax",

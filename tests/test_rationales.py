@@ -173,6 +173,23 @@ def test_train_test_split():
         R.train_test_split(data, 1.0)
 
 
+def test_train_test_split_refit_vocab_sees_only_the_training_texts():
+    data = R.load_reviews_csv(R.sample_csv_path())
+    train, test = R.train_test_split(data, 0.2, seed=1, refit_vocab=True)
+    plain_train, plain_test = R.train_test_split(data, 0.2, seed=1)
+    assert train.vocab is test.vocab
+    train_words = {w for i in range(len(train)) for w in plain_train.words(i)}
+    assert set(train.vocab.words[2:]) == train_words  # no word from the test texts
+    assert torch.equal(train.labels, plain_train.labels)
+    for i in range(len(test)):  # test words unseen in training become <unk>, the rest stay
+        expected = [w if w in train_words else "<unk>" for w in plain_test.words(i)]
+        assert test.words(i) == expected
+    assert any("<unk>" in test.words(i) for i in range(len(test)))
+    assert (train.tokens[train.mask] != train.vocab.unk_index).all()
+    with pytest.raises(TypeError):
+        R.train_test_split(data, 0.2, refit_vocab="yes")
+
+
 # ---------------------------------------------------------------------------- model
 def _tiny(seed=0, **kwargs):
     torch.manual_seed(seed)
@@ -460,3 +477,45 @@ def test_highlight_colour_parameter():
     assert KEPT_BACKGROUND not in html
     with pytest.raises(ValueError, match="hex colour"):
         highlight_tokens(["a"], [1], color="blue")
+
+
+# ---------------------------------------------------------------------------- side by side
+def test_side_by_side_is_each_model_on_its_own_rows():
+    data = R.make_synthetic_reviews(6, seed=0)
+    models = [_tiny(seed) for seed in range(3)]
+    stack = R._SideBySide(models)
+    tokens, mask = data.tokens.repeat(3, 1), data.mask.repeat(3, 1)
+    logits = stack.keep_logits(tokens, mask).reshape(3, 6, -1)
+    z = torch.rand(2, 18, tokens.shape[1], generator=torch.Generator().manual_seed(0))
+    classes = stack.classify(tokens, z).reshape(2, 3, 6, -1)
+    for k, m in enumerate(models):
+        expected = m.keep_logits(data.tokens, data.mask)
+        assert torch.allclose(logits[k][data.mask], expected[data.mask], atol=1e-5)
+        assert torch.allclose(classes[:, k], m.classify(data.tokens, z[:, 6 * k: 6 * (k + 1)]),
+                              atol=1e-5)
+    # exact estimator: K times the joint loss has each model's own gradient
+    labels = data.labels.repeat(3)
+    (3 * R.rationale_loss(stack, tokens, mask, labels, "exact").loss).backward()
+    for k, m in enumerate(models):
+        R.rationale_loss(m, data.tokens, data.mask, data.labels, "exact").loss.backward()
+        for n, p in m.named_parameters():
+            assert torch.allclose(stack.p(n).grad[k], p.grad, atol=1e-5), n
+
+
+def test_train_side_by_side_trains_each_model_in_place():
+    data = R.make_synthetic_reviews(64, seed=0)
+    models = [_tiny(seed) for seed in range(2)]
+    def weights(m):
+        return torch.cat([p.detach().flatten() for p in m.parameters()])
+
+    before = [weights(m) for m in models]
+    R.train_side_by_side(models, data, "reinforce", n_steps=3,
+                         generator=torch.Generator().manual_seed(0))
+    after = [weights(m) for m in models]
+    assert not torch.equal(after[0], before[0]) and not torch.equal(after[1], before[1])
+    assert not torch.equal(after[0] - before[0], after[1] - before[1])  # two different runs
+    with pytest.raises(ValueError, match="same shape"):
+        R.train_side_by_side([_tiny(), R.RationaleModel(len(R.SYNTHETIC_VOCABULARY))], data,
+                             "exact", n_steps=1)
+    with pytest.raises(ValueError, match="estimator"):
+        R.train_side_by_side(models, data, "gumbel", n_steps=1)
