@@ -339,8 +339,8 @@ def _(data):
                       "0.499), or of steps too small to move. Use an unbiased estimator "
                       "(REINFORCE) with a baseline that does not use the sample's own cost.")
     raise Mistake(f"theta ends at {shown}: not below {Q3_GOAL} in every run. Either the "
-                  "estimates are too noisy for this budget (plain REINFORCE's noise is about "
-                  "fifty times the gradient here: subtract a baseline; with 2 samples per step "
-                  "each sample's baseline can be the other sample's cost), or the steps are too "
-                  "large (a run that jumps to theta = 0 or 1 stays there, because the gradient "
+                  "estimates are too noisy for this budget (plain REINFORCE's noise is "
+                  "hundreds of times the gradient here: subtract a baseline; with 2 samples per "
+                  "step each sample's baseline can be the other sample's cost), or the steps are "
+                  "too large (a run that jumps to theta = 0 or 1 stays there, because the gradient "
                   "with respect to the logit vanishes).")
