@@ -17,6 +17,7 @@ Modules, one concept each:
 - :mod:`lib.text`: tokens highlighted as coloured HTML (rationales).
 - :mod:`lib.graphs`: computation graphs drawn with matplotlib, with their gradient paths.
 - :mod:`lib.training`: training runs whose results do not depend on the CPU.
+- :mod:`lib.rng`: random numbers for tensors on any device from one generator.
 - :mod:`lib.utils`: seeding, device choice, printing rounding-level values as bounds.
 - :mod:`lib.grading`: the exercise checker and the batch grader.
 """
