@@ -14,6 +14,8 @@ and decoded back; the loss is the squared reconstruction error.
   (``"relaxed"``: Gumbel-softmax samples, Approach 1; ``"straight_through"``: one-hot forward,
   relaxed backward, Approach 2; ``"exact"``: the expectation over the ``K`` codes summed
   exactly) and its own temperature (a number or a schedule ``step -> tau``);
+* many seeds at once (:func:`train_autoencoder_seeds`): one batched model for several seeds,
+  each seed with its own data, weights, batches and noise, as in a single-seed call;
 * evaluation (:func:`evaluate_autoencoder`): the relaxed loss, the expected loss with a SAMPLED
   code (computed exactly by summing over the codes) and the loss with the ARGMAX code.
 
@@ -58,6 +60,7 @@ __all__ = [
     "evaluate_autoencoder",
     "optimal_circle_loss",
     "train_autoencoder",
+    "train_autoencoder_seeds",
 ]
 
 #: The training methods of :func:`train_autoencoder`.
@@ -456,6 +459,8 @@ def train_autoencoder(
     * ``exact``: :math:`\sum_k \mathrm{softmax}(\ell(x))_k \lVert x - C_k\rVert^2`, the
       expected loss of a sampled code summed over the codes (possible because K is small).
 
+    The weights and the noise have the default dtype (``torch.get_default_dtype()``).
+
     Args:
         method: one of :data:`METHODS`, or one per model.
         tau: a temperature > 0 or a schedule ``step -> tau`` (e.g. from
@@ -480,44 +485,105 @@ def train_autoencoder(
         >>> run.train_loss.shape, sorted(run.test)
         ((20, 2), ['argmax', 'relaxed', 'sample'])
     """
+    return train_autoencoder_seeds(method, tau, [seed], n_steps=n_steps, batch_size=batch_size,
+                                   lr=lr, n_codes=n_codes, hidden=hidden, n_train=n_train,
+                                   n_test=n_test, n_eval_samples=n_eval_samples,
+                                   device=device)[0]
+
+
+def train_autoencoder_seeds(
+    method: str | Sequence[str],
+    tau: Temperature | Sequence[Temperature],
+    seeds: Sequence[int],
+    *,
+    n_steps: int = 300,
+    batch_size: int = 64,
+    lr: float = 0.03,
+    n_codes: int = 4,
+    hidden: int = 32,
+    n_train: int = 1024,
+    n_test: int = 2048,
+    n_eval_samples: int = 8,
+    device: torch.device | str | None = None,
+) -> list[AutoencoderRun]:
+    r""":func:`train_autoencoder` for several seeds at once, stacked into one batched model.
+
+    Run ``i`` is :func:`train_autoencoder` ``(method, tau, seed=seeds[i], ...)``: each seed has
+    its own generator, which draws that seed's data, initial weights, mini-batches and noise in
+    the same order as a single-seed call. Only the arithmetic is shared (one batched forward
+    and backward pass per step for all seeds and models), which makes many seeds cheap. Within
+    a seed the models share the data and the noise (common random numbers), so settings can be
+    compared seed by seed with paired differences.
+
+    Args:
+        method, tau: as for :func:`train_autoencoder`.
+        seeds: one or more seeds (ints >= 0).
+        n_steps, batch_size, lr, n_codes, hidden, n_train, n_test, n_eval_samples, device: as
+            for :func:`train_autoencoder`.
+
+    Returns:
+        A list of :class:`AutoencoderRun`, one per seed.
+
+    Example:
+        >>> runs = train_autoencoder_seeds("relaxed", [0.5, 1.0], [0, 1], n_steps=20)
+        >>> len(runs), runs[1].test["argmax"].shape
+        (2, (2,))
+    """
     methods, taus = _check_methods_and_taus(method, tau)
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds:
+        raise ValueError(f"seeds must be a non-empty sequence of ints, got {seeds!r}")
+    seeds = [check_int(s, f"seeds[{i}]", min_value=0) for i, s in enumerate(seeds)]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: extra intra-op threads only add overhead
     try:
-        return _train(methods, taus, n_steps=n_steps, seed=seed, batch_size=batch_size, lr=lr,
-                      n_codes=n_codes, hidden=hidden, n_train=n_train, n_test=n_test,
+        return _train(methods, taus, seeds=seeds, n_steps=n_steps, batch_size=batch_size,
+                      lr=lr, n_codes=n_codes, hidden=hidden, n_train=n_train, n_test=n_test,
                       n_eval_samples=n_eval_samples, device=device)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(methods, taus, *, n_steps, seed, batch_size, lr, n_codes, hidden, n_train, n_test,
-           n_eval_samples, device) -> AutoencoderRun:
+def _train(methods, taus, *, seeds, n_steps, batch_size, lr, n_codes, hidden, n_train, n_test,
+           n_eval_samples, device) -> list[AutoencoderRun]:
     n_steps = check_int(n_steps, "n_steps", min_value=1)
-    seed = check_int(seed, "seed", min_value=0)
     batch_size = check_int(batch_size, "batch_size", min_value=1)
     lr = check_real(lr, "lr", gt=0.0)
     n_train = check_int(n_train, "n_train", min_value=1)
     n_test = check_int(n_test, "n_test", min_value=1)
     device = torch.device("cpu") if device is None else torch.device(device)
-    generator = torch.Generator().manual_seed(seed)
-    train_x = circle_data(n_train, generator=generator, device=device)
-    test_x = circle_data(n_test, generator=generator, device=device)
-    model = DiscreteAutoencoder(len(methods), n_codes=n_codes, hidden=hidden,
-                                generator=generator).to(device)
+    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+    train_xs = [circle_data(n_train, generator=g, device=device) for g in generators]
+    test_xs = [circle_data(n_test, generator=g, device=device) for g in generators]
+    parts = [DiscreteAutoencoder(len(methods), n_codes=n_codes, hidden=hidden,
+                                 generator=g).to(device) for g in generators]
+    n_models, n_seeds = len(methods), len(seeds)
+    model = parts[0]
+    if n_seeds > 1:  # one model of n_seeds * n_models slices, seed-major
+        model = DiscreteAutoencoder(n_seeds * n_models, n_codes=n_codes, hidden=hidden,
+                                    generator=torch.Generator()).to(device)  # overwritten below
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(torch.cat([getattr(part, name) for part in parts]))
     params = list(model.parameters())
+    dtype = model.w1.dtype
     adam = _Adam(params, lr)
-    n_models = len(methods)
     present = [m for m in METHODS if m in methods]
-    pick = torch.tensor([[present.index(m)] for m in methods], device=device)  # [N, 1]
-    train_loss = np.zeros((n_steps, n_models))
+    pick = torch.tensor([[present.index(m)] for m in methods] * n_seeds,
+                        device=device)  # [S * N, 1]
+    train_loss = np.zeros((n_steps, n_seeds * n_models))
     tau_history = np.zeros((n_steps + 1, n_models))
     for step in range(n_steps):
         tau_history[step] = _tau_values(taus, step)
-        tau_t = torch.tensor(tau_history[step], dtype=model.w1.dtype, device=device)
-        tau_t = tau_t.view(-1, 1, 1)
-        x = train_x[rng.randint(n_train, (batch_size,), generator=generator, device=device)]
-        noise = sample_gumbel((batch_size, n_codes), generator=generator, device=device)
+        tau_t = torch.tensor(tau_history[step], dtype=dtype, device=device)
+        tau_t = tau_t.repeat(n_seeds).view(-1, 1, 1)
+        x, noise = [], []
+        for g, train_x in zip(generators, train_xs):
+            x.append(train_x[rng.randint(n_train, (batch_size,), generator=g, device=device)])
+            noise.append(sample_gumbel((batch_size, n_codes), generator=g, dtype=dtype,
+                                       device=device))
+        # each seed's batch and noise, shared by that seed's models (common random numbers)
+        x = torch.stack(x).repeat_interleave(n_models, dim=0)  # [S * N, B, 2]
+        noise = torch.stack(noise).repeat_interleave(n_models, dim=0)  # [S * N, B, K]
         losses = _losses(model, present, x, tau_t, noise)
         per_model = torch.stack([losses[m] for m in present], dim=1).gather(1, pick).squeeze(1)
         # the models do not interact: each parameter slice gets its own model's gradient
@@ -525,6 +591,15 @@ def _train(methods, taus, *, n_steps, seed, batch_size, lr, n_codes, hidden, n_t
         snap_(params)  # the same weights on every CPU (lib.training)
         train_loss[step] = per_model.detach().double().cpu().numpy()
     tau_history[n_steps] = _tau_values(taus, n_steps)
-    test = evaluate_autoencoder(model, test_x, list(tau_history[n_steps]),
-                                n_samples=n_eval_samples, generator=generator)
-    return AutoencoderRun(model, methods, train_x, test_x, train_loss, tau_history, test)
+    runs = []
+    for i, (part, g) in enumerate(zip(parts, generators)):
+        if n_seeds > 1:
+            with torch.no_grad():
+                for name, p in part.named_parameters():
+                    p.copy_(getattr(model, name)[i * n_models:(i + 1) * n_models])
+        test = evaluate_autoencoder(part, test_xs[i], list(tau_history[n_steps]),
+                                    n_samples=n_eval_samples, generator=g)
+        runs.append(AutoencoderRun(part, methods, train_xs[i], test_xs[i],
+                                   train_loss[:, i * n_models:(i + 1) * n_models].copy(),
+                                   tau_history.copy(), test))
+    return runs

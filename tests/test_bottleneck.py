@@ -20,6 +20,7 @@ from lib.bottleneck import (
     evaluate_autoencoder,
     optimal_circle_loss,
     train_autoencoder,
+    train_autoencoder_seeds,
 )
 from lib.estimators import exact_expectation_categorical
 from lib.gumbel import gumbel_max_sample, sample_gumbel
@@ -202,6 +203,32 @@ def test_training_is_deterministic_and_independent_of_the_other_models():
         assert alone.test[key][0] == pytest.approx(shared.test[key][1], rel=1e-5)
     other_seed = train_autoencoder("relaxed", 1.0, n_steps=40, seed=4)
     assert alone.test["argmax"][0] != other_seed.test["argmax"][0]
+
+
+def test_stacked_seeds_reproduce_single_seed_runs():
+    """Each seed of one stacked call is the single-seed run, bit for bit (float64 default)."""
+    methods, taus = ["relaxed", "straight_through", "exact"], [0.3, 1.0, 1.0]
+    dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        stacked = train_autoencoder_seeds(methods, taus, [4, 2], n_steps=40)
+        alone = [train_autoencoder(methods, taus, n_steps=40, seed=s) for s in (4, 2)]
+    finally:
+        torch.set_default_dtype(dtype)
+    for a, b in zip(stacked, alone):
+        assert np.array_equal(a.train_loss, b.train_loss) and np.array_equal(a.taus, b.taus)
+        assert torch.equal(a.test_x, b.test_x) and a.methods == b.methods
+        for key in ("relaxed", "sample", "argmax"):
+            assert np.array_equal(a.test[key], b.test[key])
+        for p, q in zip(a.model.parameters(), b.model.parameters()):
+            assert torch.equal(p, q)
+    assert stacked[0].test["argmax"][0] != stacked[1].test["argmax"][0]
+
+
+@pytest.mark.parametrize("seeds", [[], 3, "01", [1, -1]])
+def test_stacked_seeds_validation(seeds):
+    with pytest.raises(ValueError, match="seed"):
+        train_autoencoder_seeds("relaxed", 1.0, seeds, n_steps=1)
 
 
 def test_training_records_the_schedule():

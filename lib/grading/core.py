@@ -203,6 +203,9 @@ def collect(question: Question, namespace: Mapping[str, Any]) -> Dict[str, Any]:
         raise TypeError(f"probe of {question.name} returned {type(data).__name__}, not dict")
     if question.watch and "__error__" not in data and "__mistake__" not in data:
         data["__called__"] = sorted(watcher.called)
+    torch = sys.modules.get("torch")
+    if torch is not None:  # the judge builds what it needs under the probe's dtype
+        data["__dtype__"] = str(torch.get_default_dtype())
     return data
 
 
@@ -221,9 +224,11 @@ def decide(question: Question, data: Mapping[str, Any]) -> Result:
         return Result(q, 0.0, pts, "failed", _short(data["__mistake__"]))
     from lib.grading.probing import pinned_torch
 
+    data = dict(data)
+    dtype = data.pop("__dtype__", None)
     try:
-        with pinned_torch():
-            question.judge(dict(data))
+        with pinned_torch(dtype if isinstance(dtype, str) else None):
+            question.judge(data)
     except Mistake as exc:
         return Result(q, 0.0, pts, "failed", _short(str(exc)))
     except Exception:  # noqa: BLE001 - a judge must not crash the gradebook

@@ -394,18 +394,28 @@ class Watcher:
 
 
 @contextlib.contextmanager
-def pinned_torch() -> Iterator[None]:
-    """Probe and judge under the same torch settings everywhere: float32 default dtype and
-    gradients on, whatever the notebook set (restored afterwards)."""
+def pinned_torch(dtype: str | None = None) -> Iterator[None]:
+    """Probe and judge under the same torch settings: gradients on, and the default dtype
+    ``dtype`` (a name such as ``"torch.float64"``; None keeps the current one). Restored
+    afterwards.
+
+    The probe runs under the notebook's own default dtype (the sets whose chapters train set
+    float64, and their answers are re-run under it); :func:`lib.grading.core.collect` records
+    it, and the judge, which runs in another process, is pinned to the same one, so a model it
+    builds has the probe's dtype in the notebook and in the batch grader alike."""
     torch = sys.modules.get("torch")
     if torch is None:
         yield
         return
-    dtype, grad = torch.get_default_dtype(), torch.is_grad_enabled()
-    torch.set_default_dtype(torch.float32)
+    old_dtype, grad = torch.get_default_dtype(), torch.is_grad_enabled()
+    if dtype is not None:
+        wanted = {"torch.float32": torch.float32, "torch.float64": torch.float64}.get(dtype)
+        if wanted is None:
+            raise ValueError(f"dtype must be 'torch.float32' or 'torch.float64', got {dtype!r}")
+        torch.set_default_dtype(wanted)
     torch.set_grad_enabled(True)
     try:
         yield
     finally:
-        torch.set_default_dtype(dtype)
+        torch.set_default_dtype(old_dtype)
         torch.set_grad_enabled(grad)

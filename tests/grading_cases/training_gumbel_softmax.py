@@ -161,17 +161,18 @@ CASES = {
              "    return dict(zip(taus, run.test['argmax'].tolist()))\n"
              "sweeps = {s: relaxed_sweep(TAUS, seed=s) for s in [0, 1, 2]}\n"
              "working_taus = [0.3, 0.5, 1.0]\n", "ignores its `seed`"),
-            # judged on seed 0 only: 0.05 works for seed 0 but not for seed 2
+            # judged on seed 1 only: 0.05 works for seed 1 but not for every seed (so in float32,
+            # the default dtype here, and in float64, the exercise notebook's)
             (_SWEEPS_RIGHT
              + "relaxed_sweep = _right_sweep\n"
              "sweeps = {s: relaxed_sweep(TAUS, seed=s) for s in SEEDS}\n"
              "limit = 1.2 * optimal_circle_loss(4)\n"
-             "working_taus = [t for t in TAUS if sweeps[0][t] <= limit]\n", "every seed"),
-            # a working temperature left out
+             "working_taus = [t for t in TAUS if sweeps[1][t] <= limit]\n", "every seed"),
+            # a working temperature left out (1.0 works for every seed in float32 and float64)
             (_SWEEPS_RIGHT
              + "relaxed_sweep = _right_sweep\n"
              "sweeps = {s: relaxed_sweep(TAUS, seed=s) for s in SEEDS}\n"
-             "working_taus = [0.5, 1.0]\n", "not in `working_taus`"),
+             "working_taus = [0.5]\n", "not in `working_taus`"),
         ],
     },
 }
