@@ -19,8 +19,10 @@ from lib.vae import (
     categorical_kl_uniform,
     discrete_negative_elbo,
     exact_negative_elbo,
+    importance_log_weights,
     jang_anneal,
     load_binarized_digits,
+    negative_iwae,
     plot_digit_grid,
     sample_latent,
     train_vae,
@@ -51,7 +53,7 @@ def test_digits_are_binarised_with_the_documented_threshold(data):
     raw = load_digits()
     assert data.threshold == 8
     assert tuple(data.train.shape) == (1437, 64) and tuple(data.test.shape) == (360, 64)
-    assert data.train.dtype == torch.float32
+    assert data.train.dtype == data.test.dtype == torch.get_default_dtype()
     assert set(torch.cat([data.train, data.test]).unique().tolist()) == {0.0, 1.0}
     # every binarised image is (raw >= 8) of a raw image with the same label: rebuild the split
     rows = {tuple((img >= 8).astype(int)): set() for img in raw.data}
@@ -72,6 +74,18 @@ def test_split_is_a_seeded_partition(data):
     counts = np.bincount(load_digits().target, minlength=10)
     ours = np.bincount(torch.cat([data.train_labels, data.test_labels]).numpy(), minlength=10)
     np.testing.assert_array_equal(ours, counts)
+
+
+def test_images_follow_the_default_dtype_so_float64_models_can_read_them():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        data = load_binarized_digits()
+        model = CategoricalVAE(n_latent=2, n_categories=3, n_hidden=8)
+        assert data.train.dtype == torch.float64
+        assert discrete_negative_elbo(model, data.test[:4], n_samples=2).dtype == torch.float64
+    finally:
+        torch.set_default_dtype(previous)
 
 
 def test_threshold_changes_the_fraction_of_ink():
@@ -293,6 +307,59 @@ def test_elbo_is_a_lower_bound_on_log_likelihood():
     log_px_z = bernoulli_log_likelihood(model.decode(codes).unsqueeze(1), x)
     log_px = torch.logsumexp(log_px_z - n * math.log(k), dim=0)
     assert bool((oracle_negative_elbo(model, x) >= -log_px - 1e-9).all())
+
+
+def exact_negative_log_likelihood(model, x):
+    """-log p(x) of each image by enumerating every code: the limit of the IWAE bound."""
+    n, k = model.n_latent, model.n_categories
+    codes = all_codes(n, k, dtype=torch.float64)
+    with torch.no_grad():
+        log_px_z = bernoulli_log_likelihood(model.decode(codes).unsqueeze(1), x)
+    return -torch.logsumexp(log_px_z - n * math.log(k), dim=0)
+
+
+def test_iwae_is_between_the_elbo_and_the_exact_likelihood_and_converges():
+    model = tiny_model(3)
+    x = (torch.rand(4, 64, generator=gen(40)) < 0.4).double()
+    exact = exact_negative_log_likelihood(model, x)
+    with torch.no_grad():
+        elbo = exact_negative_elbo(model, x)
+    log_w = importance_log_weights(model, x, n_samples=20_000, generator=gen(41), max_rows=999)
+    assert log_w.shape == (20_000, 4)
+    # E[w] = p(x): the mean of the weights estimates p(x) without bias
+    w = (log_w + exact).exp()  # w / p(x), mean 1
+    assert bool(((w.mean(0) - 1).abs() <= 5 * w.std(0) / math.sqrt(20_000)).all())
+    # k = 1: the negative ELBO on average; large k: close to -log p(x), never far below it
+    k1 = -log_w.mean(0)
+    assert bool(((k1 - elbo).abs() <= 5 * log_w.std(0) / math.sqrt(20_000)).all())
+    # large k: -log p(x) up to the noise of the mean weight (-log mean w = -log p(x) - log(w/p))
+    big = negative_iwae(log_w)
+    assert bool(((big - exact).abs() <= 5 * w.std(0) / math.sqrt(20_000)).all())
+    # the bound loosens as k shrinks (on average over 2,000 bounds with k = 10)
+    small = torch.stack([negative_iwae(chunk) for chunk in log_w.split(10)])
+    assert bool((small.mean(0) > big).all()) and bool((small.mean(0) < k1 + 1e-9).all())
+    assert bool((elbo >= exact - 1e-9).all())
+
+
+def test_iwae_of_stacked_models_is_each_models_own():
+    torch.manual_seed(5)
+    stacked = CategoricalVAE(n_latent=2, n_categories=3, n_hidden=8, n_models=2).double()
+    x = (torch.rand(3, 64, generator=gen(42)) < 0.4).double()
+    log_w = importance_log_weights(stacked, x, n_samples=7, generator=gen(43), max_rows=5)
+    assert log_w.shape == (7, 2, 3)
+    for m in range(2):
+        plain = CategoricalVAE(n_latent=2, n_categories=3, n_hidden=8).double()
+        with torch.no_grad():
+            for (layer, stack) in ((plain.encoder[0], stacked.encoder[0]),
+                                   (plain.encoder[2], stacked.encoder[2]),
+                                   (plain.decoder[0], stacked.decoder[0]),
+                                   (plain.decoder[2], stacked.decoder[2])):
+                layer.weight.copy_(stack.weight[m].T)
+                layer.bias.copy_(stack.bias[m, 0])
+        exact = exact_negative_log_likelihood(plain, x)
+        assert bool((negative_iwae(log_w[:, m]) >= exact - 1.0).all())
+    with pytest.raises(ValueError):
+        negative_iwae(torch.zeros(0, 3))
 
 
 # ------------------------------------------------------------------------ estimators
