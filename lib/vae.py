@@ -778,6 +778,7 @@ def importance_log_weights(
     n_samples = check_int(n_samples, "n_samples", min_value=1)
     max_rows = check_int(max_rows, "max_rows", min_value=1)
     logits = model.encode(x)  # [(M,) B, N, K]
+    check_generator(generator, like=logits)
     log_q = torch.log_softmax(logits, dim=-1)
     log_prior = -model.n_latent * math.log(model.n_categories)
     chunk = max(1, max_rows // logits[..., 0, 0].numel())

@@ -205,6 +205,8 @@ GENERATOR_CALLS = {
                                            "st_gumbel_softmax", generator=g),
     "vae.discrete_negative_elbo": lambda g: vae.discrete_negative_elbo(
         vae.CategoricalVAE(2, 3, 8), torch.ones(2, 64), n_samples=1, generator=g),
+    "vae.importance_log_weights": lambda g: vae.importance_log_weights(
+        vae.CategoricalVAE(2, 3, 8), torch.ones(2, 64), n_samples=2, generator=g),
     "vae.train_vae": lambda g: vae.train_vae(
         vae.CategoricalVAE(2, 3, 8), vae.DigitsData(torch.ones(4, 64), torch.zeros(4, 64),
                                                     torch.zeros(4), torch.zeros(4), 8, 0),
@@ -316,6 +318,8 @@ META_CALLS = {
     "discrete_negative_elbo": lambda g: vae.discrete_negative_elbo(
         _meta_vae(), _meta(4, 64), n_samples=2, generator=g),
     "sample_prior": lambda g: _meta_vae().sample_prior(3, generator=g),
+    "importance_log_weights": lambda g: vae.negative_iwae(vae.importance_log_weights(
+        _meta_vae(), _meta(4, 64), n_samples=3, max_rows=8, generator=g)),
 }
 for _name in compare.ESTIMATORS:
     if _name in ("exact", "reinforce_moving_average"):

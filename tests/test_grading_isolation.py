@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from lib.grading.isolation import UID_BASE, choose_layer
+from lib.grading.isolation import Jail, choose_layer
 from lib.grading.runner import grade_folder, grade_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -216,9 +216,16 @@ def test_gradescope_results_cannot_be_rewritten_by_a_detached_process(tmp_path):
     time.sleep(5)
     assert res["score"] == 0
     assert json.loads(results.read_text())["score"] == 0
-    for slot in range(4):
-        assert not [p for p in os.listdir("/proc") if p.isdigit() and
-                    os.stat(f"/proc/{p}").st_uid == UID_BASE + slot]
+    # The detached shell is dead (looked up by its script, not by uid: a grader running beside
+    # this test, such as another pytest worker, may hold a dedicated uid right now).
+    assert not [p for p in os.listdir("/proc") if p.isdigit() and _cmdline_has(p, str(results))]
+
+
+def _cmdline_has(pid: str, text: str) -> bool:
+    try:
+        return text.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def test_gradescope_grades_only_the_assignments_exercise_set(tmp_path):
@@ -373,3 +380,39 @@ def test_the_uid_fallback_reports_itself_when_it_cannot_run_here(tmp_path, monke
     assert layer in ("uid", "none")  # "none" where the interpreter is unreadable to the uid
     sub = grade_notebook(write(tmp_path, "a.ipynb", RIGHT_Q1), layer=layer)
     assert q(sub).passed and f"Isolation: {layer}" in sub.feedback()
+
+
+def test_graders_running_side_by_side_never_share_a_dedicated_uid(tmp_path):
+    """Each run kills every process of its uid afterwards, so two graders on one machine (two
+    pytest workers, two terminals) must hold different uids; a uid is free again after cleanup,
+    and a uid held by another process is skipped."""
+    slot = 200  # far above the slots of graders that may run beside this test
+    first, second = Jail("uid", tmp_path / "a", slot), Jail("uid", tmp_path / "b", slot)
+    try:
+        assert first.uid != second.uid
+        held = first.uid
+    finally:
+        first.cleanup()
+    other = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time\n"
+        "from lib.grading.isolation import _lock_dir\n"
+        f"fd = os.open(_lock_dir() / '{held}.lock', os.O_RDWR | os.O_CREAT, 0o600)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('held', flush=True)\n"
+        "time.sleep(60)\n")], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert other.stdout.readline().strip() == "held"
+        third = Jail("uid", tmp_path / "c", slot)
+        try:
+            assert third.uid not in (held, second.uid)
+        finally:
+            third.cleanup()
+    finally:
+        other.kill()
+        other.wait()
+        second.cleanup()
+    fourth = Jail("uid", tmp_path / "d", slot)
+    try:
+        assert fourth.uid == held  # released by the cleanup and by the other process's death
+    finally:
+        fourth.cleanup()

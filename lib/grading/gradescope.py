@@ -29,7 +29,7 @@ import zipfile
 from pathlib import Path
 from typing import Optional, Sequence
 
-from lib.grading.isolation import UID_BASE, kill_uid
+from lib.grading.isolation import kill_free_uids
 from lib.grading.runner import grade_notebook, is_notebook, preload
 from lib.grading.sets import get_set, list_sets, load_extra
 
@@ -108,15 +108,14 @@ def run(submission_dir: Path, results_path: Path, extra: Sequence[Path] = (),
     """Grade and write results.json (never raises for a bad submission).
 
     Every process the submission started is dead before results.json is written (the sandbox
-    kills its whole process tree, and :func:`lib.grading.isolation.kill_uid` every process of
+    kills its whole process tree, and :func:`lib.grading.isolation.kill_free_uids` every process of
     the dedicated uids), and the file is written by rename, so nothing can rewrite it after.
     """
     for path in extra:
         load_extra(path)
     preload()
     results = results_for(submission_dir, extra, exercise_set)
-    for slot in range(4):
-        kill_uid(UID_BASE + slot)
+    kill_free_uids(4)
     results_path = Path(results_path)
     results_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = results_path.with_name(results_path.name + ".part")

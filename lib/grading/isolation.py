@@ -43,6 +43,8 @@ LAYERS = ("bubblewrap", "uid", "none")
 
 #: First of the dedicated uids (one per parallel grading slot); ``GRADER_UID_BASE`` overrides.
 UID_BASE = int(os.environ.get("GRADER_UID_BASE", "64000"))
+#: How many dedicated uids the graders of one machine share (``UID_BASE`` onwards).
+UID_COUNT = 256
 
 MINIMAL_PASSWD = "root:x:0:0:root:/root:/usr/sbin/nologin\nstudent:x:{uid}:{uid}::/work:/bin/sh\n"
 MINIMAL_GROUP = "root:x:0:\nstudent:x:{uid}:\n"
@@ -159,10 +161,20 @@ class Jail:
     work: Path
     slot: int = 0
     limits: Limits = field(default_factory=Limits)
+    _claim: Optional[tuple[int, int]] = field(default=None, init=False, repr=False)
 
     @property
     def uid(self) -> int:
-        return UID_BASE + self.slot
+        """The dedicated uid of this run, held by this process alone until ``cleanup()``.
+
+        Every run kills all processes of its uid afterwards, so two graders on one machine (two
+        terminals, two pytest workers) must never share one: the first free uid from
+        ``UID_BASE + slot`` on is claimed with an exclusive ``flock`` on a root-only lock file,
+        which the kernel releases if this process dies.
+        """
+        if self._claim is None:
+            self._claim = _claim_uid(self.slot)
+        return self._claim[0]
 
     def environment(self) -> Dict[str, str]:
         """The child's whole environment: nothing of the grader's is passed on."""
@@ -265,6 +277,55 @@ class Jail:
             kill_uid(self.uid)
         etc = self.work.parent / (self.work.name + "-etc")
         shutil.rmtree(etc, ignore_errors=True)
+        if proc is None and self._claim is not None:  # the end of this jail: free the uid
+            os.close(self._claim[1])
+            self._claim = None
+
+
+def _lock_dir() -> Path:
+    import tempfile
+
+    folder = Path(tempfile.gettempdir()) / "book-grader-uids"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    info = folder.lstat()
+    if folder.is_symlink() or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        raise RuntimeError(f"{folder} must be a folder owned by the grader with mode 0700")
+    return folder
+
+
+def kill_free_uids(count: int = 4) -> None:
+    """Kill leftovers of the first ``count`` dedicated uids that no running grader holds."""
+    import fcntl
+
+    if not _is_root():
+        return
+    folder = _lock_dir()
+    for uid in range(UID_BASE, UID_BASE + count):
+        fd = os.open(folder / f"{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            kill_uid(uid)
+        except BlockingIOError:
+            pass  # another grader's run: its own cleanup kills it
+        finally:
+            os.close(fd)
+
+
+def _claim_uid(slot: int) -> tuple[int, int]:
+    """``(uid, fd)``: the first uid from ``UID_BASE + slot`` that no other grader holds."""
+    import fcntl
+
+    folder = _lock_dir()
+    for k in range(UID_COUNT):
+        uid = UID_BASE + (slot + k) % UID_COUNT
+        fd = os.open(folder / f"{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return uid, fd
+    raise RuntimeError(f"all {UID_COUNT} grader uids from {UID_BASE} are in use")
 
 
 def kill_uid(uid: int, rounds: int = 20) -> None:
