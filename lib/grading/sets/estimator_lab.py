@@ -42,6 +42,10 @@ def _number(value, what: str) -> float:
 Q1_CASES = [(0.0, 0.499), (-1.5, 0.499), (2.0, 0.3), (0.7, 0.9), (-30.0, 0.2), (25.0, 0.6),
             (0.0, 0.5), (800.0, 0.3), (-800.0, 0.3)]
 Q1_EXTREME = 100.0  # |logit| beyond this: exp(|logit|) overflows in float64 past about 709
+# float32 answers are right: relative 1e-5 (float32 rounding is ~1e-7) and absolute 1e-9 (at
+# logit 25, sigmoid rounds to 1 in float32, so such an answer returns 0 for a 1e-12 gradient).
+# The wrong answers below differ by O(1) relative or by far more than 1e-9.
+Q1_RTOL, Q1_ATOL = 1e-5, 1e-9
 
 
 @SET.question("q1", points=2, answers=["toy_gradient"],
@@ -70,7 +74,7 @@ def _(data):
     extreme = np.array([abs(lg) > Q1_EXTREME for lg, _ in Q1_CASES])
     if not np.all(np.isfinite(values)):
         moderate_ok = np.all(np.abs(values[~extreme] - reference[~extreme])
-                             <= 1e-12 + 1e-6 * np.abs(reference[~extreme]))
+                             <= Q1_ATOL + Q1_RTOL * np.abs(reference[~extreme]))
         if moderate_ok and np.all(np.isfinite(values[~extreme])):
             raise Mistake("Your gradient is right for moderate logits but NaN or infinite for "
                           "logit = +-800: exp(800) overflows. Compute sigmoid(logit) stably "
@@ -78,7 +82,7 @@ def _(data):
         expect_finite(values, "your gradients")
 
     def matches(candidate):
-        return bool(np.all(np.abs(values - candidate) <= 1e-12 + 1e-6 * np.abs(candidate)))
+        return bool(np.all(np.abs(values - candidate) <= Q1_ATOL + Q1_RTOL * np.abs(candidate)))
 
     if matches(reference):
         return
@@ -97,14 +101,17 @@ def _(data):
     for hint, candidate in wrong.items():
         if matches(candidate):
             raise Mistake(f"Your gradient {hint}.")
-    if np.all(np.abs(values[~extreme] - reference[~extreme]) <= 1e-12 + 1e-6
+    if np.all(np.abs(values[~extreme] - reference[~extreme]) <= Q1_ATOL + Q1_RTOL
               * np.abs(reference[~extreme])):
         raise Mistake("Your gradient is right for moderate logits but wrong for logit = +-800: "
                       "compute sigmoid(logit) stably (e.g. scipy.special.expit or "
                       "torch.sigmoid), without exp of a large number.")
-    worst = int(np.argmax(np.abs(values - reference)))
-    lg, t = Q1_CASES[worst]
-    raise Mistake(f"toy_gradient({lg}, {t}) = {values[worst]:.6g} is not the derivative of "
+    # the first case that fails the tolerance (not the largest difference, which may be a
+    # case within tolerance)
+    bad = np.abs(values - reference) > Q1_ATOL + Q1_RTOL * np.abs(reference)
+    first = int(np.argmax(bad))
+    lg, t = Q1_CASES[first]
+    raise Mistake(f"toy_gradient({lg}, {t}) = {values[first]:.6g} is not the derivative of "
                   "E[(b - t)^2] with respect to the logit. Write the expectation as a function "
                   "of theta = sigmoid(logit) and apply the chain rule.")
 
@@ -260,6 +267,7 @@ Q3_STEPS = 300
 Q3_BUDGET = 2  # samples per step, on average
 Q3_SEEDS = (7, 8, 9)
 Q3_GOAL = 0.2
+Q3_LAST_GAP = 0.1  # |returned theta - theta of the last sample_b call|: more than one step
 
 
 class _CountingSampler:
@@ -269,6 +277,7 @@ class _CountingSampler:
         self.rng = np.random.default_rng(seed)
         self.calls = 0
         self.samples = 0
+        self.last_theta = float("nan")  # theta of the latest call: where the answer samples
 
     def __call__(self, logit, n):
         import torch
@@ -284,6 +293,7 @@ class _CountingSampler:
         self.calls += 1
         self.samples += int(n)
         theta = _sigmoid(value)
+        self.last_theta = theta
         draws = (self.rng.random(int(n)) < theta).astype(np.float64)
         return torch.from_numpy(draws)
 
@@ -300,7 +310,8 @@ def q3(solve_relax_toy):
         if error is not None:
             raise Mistake(f"solve_relax_toy(sample_b, {Q3_STEPS}) raised {error}")
         runs.append({"theta": _number(out, f"solve_relax_toy(sample_b, {Q3_STEPS})"),
-                     "calls": sampler.calls, "samples": sampler.samples})
+                     "calls": sampler.calls, "samples": sampler.samples,
+                     "last_theta": sampler.last_theta})
     return {"runs": runs}
 
 
@@ -321,7 +332,17 @@ def _(data):
         raise Mistake(f"Your function returned {thetas.round(3).tolist()}; return theta = "
                       "sigmoid(logit), a probability, not the logit.")
     shown = ", ".join(f"{t:.3f}" for t in thetas)
+    # The returned theta must be the one the updates reached, i.e. (within a step) the one the
+    # function last sampled at: a function that samples once and returns a constant is not
+    # solving the toy (issue 14).
     if np.all(thetas < Q3_GOAL):
+        last = np.array([r.get("last_theta", float("nan")) for r in runs], dtype=np.float64)
+        off = ~(np.abs(thetas - last) <= Q3_LAST_GAP)
+        if np.any(off):
+            k = int(np.argmax(off))
+            raise Mistake(f"Your function returned theta = {thetas[k]:.3f}, but its last call "
+                          f"to sample_b was at theta = {last[k]:.3f}: return the theta your "
+                          "updates reached, the one you draw samples at.")
         return
     if np.all(thetas > 0.5):
         raise Mistake(f"theta ends at {shown} in three runs from theta = 0.5: it went UP. "
@@ -338,9 +359,13 @@ def _(data):
                       "their expected estimate is about 2 (theta - 0.499), which vanishes at "
                       "0.499), or of steps too small to move. Use an unbiased estimator "
                       "(REINFORCE) with a baseline that does not use the sample's own cost.")
+    if np.any(thetas > 1 - 1e-3):
+        raise Mistake(f"theta ends at {shown}: a run jumped to theta = 1 and stayed there "
+                      "(the gradient with respect to the logit vanishes at 0 and 1). Your steps "
+                      "are too large for your estimator's noise.")
     raise Mistake(f"theta ends at {shown}: not below {Q3_GOAL} in every run. Either the "
                   "estimates are too noisy for this budget (plain REINFORCE's noise is about "
-                  "fifty times the gradient here: subtract a baseline; with 2 samples per step "
-                  "each sample's baseline can be the other sample's cost), or the steps are too "
-                  "large (a run that jumps to theta = 0 or 1 stays there, because the gradient "
-                  "with respect to the logit vanishes).")
+                  "fifty times the gradient here; a baseline that does not use the sample's own "
+                  "cost reduces it), or the step size does not suit your estimator (a run that "
+                  "jumps to theta = 0 or 1 stays there, because the gradient with respect to "
+                  "the logit vanishes; one that moves too little stays near 0.5).")
