@@ -138,6 +138,7 @@ def q2_model_and_images():
     torch.manual_seed(Q2_SEED)
     model = CategoricalVAE(n_latent=2, n_categories=3, n_hidden=8).double()
     torch.random.set_rng_state(state)
+
     images = (np.random.default_rng(Q2_SEED).random((Q2_N_IMAGES, 64)) < 0.35).astype(float)
     return model, torch.tensor(images)
 
@@ -145,10 +146,25 @@ def q2_model_and_images():
 @SET.question("q2", points=3, answers=["negative_elbo_discrete"],
               title="the discrete-sample negative ELBO")
 def q2(negative_elbo_discrete):
+    import torch
+
     if not callable(negative_elbo_discrete):
         raise Mistake("`negative_elbo_discrete` should be a function (model, x, n_samples).")
     model, x = q2_model_and_images()
     out = {"uses_library": bool(Q2_LIBRARY.search(code_of(negative_elbo_discrete)))}
+    # Observe what reaches the decoder, however it is called (model.decode or model.decoder):
+    # the largest distance of a code entry from {0, 1}, and of a variable's sum from 1. The
+    # untrained decoder barely depends on z, so relaxed codes give about the right ELBO; their
+    # values cannot tell them apart from one-hot codes, their inputs to the decoder can.
+    seen = {"off": 0.0}
+
+    def look(module, inputs):
+        z = inputs[0].detach().double().unflatten(-1, (2, 3))
+        off = torch.minimum(z.abs(), (z - 1).abs()).amax().item() if z.numel() else 0.0
+        total = (z.sum(-1) - 1).abs().amax().item() if z.numel() else 0.0
+        seen["off"] = max(seen["off"], off, total)
+
+    model.decoder.register_forward_pre_hook(look)
     seed_all(0)
     out["many"] = as_float_array(negative_elbo_discrete(model, x, Q2_N_SAMPLES),
                                  f"negative_elbo_discrete(model, x, {Q2_N_SAMPLES})")
@@ -156,6 +172,7 @@ def q2(negative_elbo_discrete):
         seed_all(seed)
         out[f"one_{i}"] = as_float_array(negative_elbo_discrete(model, x, 1),
                                          "negative_elbo_discrete(model, x, 1)")
+    out["code_off"] = float(seen["off"])
     return out
 
 
@@ -201,6 +218,11 @@ def _(data):
     se = ref["sd"] / math.sqrt(Q2_N_SAMPLES)
     tol = 5 * se + 1e-6  # Monte Carlo error of a right answer: at most 5 standard errors
     err = many - ref["exact"]
+    if data.get("code_off", 0.0) > 1e-6 and np.all(np.abs(err) <= tol):
+        raise Mistake("The decoder received codes that are not one-hot (an entry is "
+                      f"{data['code_off']:.2g} away from 0 or 1): relaxed samples such as a "
+                      "Gumbel-softmax at a low temperature are not discrete codes. Decode exact "
+                      "one-hot samples from q.")
     if np.all(np.abs(err) <= tol):
         ones = np.stack([data[f"one_{i}"] for i in range(3)])
         if ones.shape[1:] != (Q2_N_IMAGES,):
@@ -213,6 +235,12 @@ def _(data):
 
     def near(key, rel=2e-3):
         return bool(np.allclose(many, ref[key], rtol=rel, atol=5 * se.max() + 1e-6))
+
+    if data.get("code_off", 0.0) > 1e-6 and not near("probs"):
+        raise Mistake("The decoder received codes that are not one-hot (an entry is "
+                      f"{data['code_off']:.2g} away from 0 or 1): relaxed samples such as a "
+                      "Gumbel-softmax at a low temperature are not discrete codes. Decode exact "
+                      "one-hot samples from q.")
 
     if np.allclose(-many, ref["exact"], rtol=2e-3, atol=5 * se.max()):
         raise Mistake("Your values are negative: you returned the ELBO itself. The task asks "
