@@ -95,6 +95,8 @@ CASES["q2"] = {
     ],
     "wrong": [
         (_q2_numpy("f.mean(axis=1, keepdims=True)"), "INCLUDING the sample's own cost"),
+        # a constant baseline near E[f] (issue 14: was told it "matches the batch mean")
+        (_q2_numpy("theta * 0.501 ** 2 + (1 - theta) * 0.499 ** 2"), "fixed baseline near E[f]"),
         (_q2_numpy(LOO, stat="std"), "standard deviations"),
         (_q2_numpy(LOO, grad_factor="1 / (theta * (1 - theta))"), "with respect to theta"),
         (_q2_numpy(LOO, average="sum"), "AVERAGE"),

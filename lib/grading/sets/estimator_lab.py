@@ -132,7 +132,8 @@ def q2_exact(theta: float, n_samples: int) -> dict:
     """
     s = n_samples
     out = {}
-    for name in ("plain", "loo", "batch_mean"):
+    expected_cost = theta * (1 - TARGET) ** 2 + (1 - theta) * TARGET**2
+    for name in ("plain", "loo", "batch_mean", "constant"):
         values, probs = [], []
         for bits in itertools.product([0.0, 1.0], repeat=s):
             b = np.array(bits)
@@ -142,8 +143,10 @@ def q2_exact(theta: float, n_samples: int) -> dict:
                 base = np.zeros(s)
             elif name == "loo":
                 base = (cost.sum() - cost) / (s - 1)
-            else:
+            elif name == "batch_mean":
                 base = np.full(s, cost.mean())
+            else:  # a fixed baseline at E[f]: unbiased, and about as variable as batch_mean
+                base = np.full(s, expected_cost)
             values.append(float(((cost - base) * (b - theta)).mean()))
             probs.append(p)
         v, w = np.array(values), np.array(probs)
@@ -210,12 +213,22 @@ def _(data):
                           "you estimate the gradient with respect to theta. The score of the "
                           "LOGIT is d log p(b) / d logit = b - theta.")
         _, var_b, m4_b = exact["batch_mean"]
-        if plain_ok and near(loo, var_b, _variance_se(var_b, m4_b, n_repeats)):
+        _, var_c, m4_c = exact["constant"]
+        near_b = near(loo, var_b, _variance_se(var_b, m4_b, n_repeats))
+        near_c = near(loo, var_c, _variance_se(var_c, m4_c, n_repeats))
+        if plain_ok and near_b and not near_c:
             raise Mistake(f"{where} your second variance matches a baseline equal to the batch "
                           "mean INCLUDING the sample's own cost: that estimator is biased (it "
                           f"is (1 - 1/S) = {1 - 1 / n_samples:.2f} times the unbiased one) and "
                           "so looks less variable. Leave the sample out: the mean of the OTHER "
                           "costs.")
+        if plain_ok and near_c:
+            raise Mistake(f"{where} your second variance matches a fixed baseline near E[f] "
+                          "(one number for every sample)"
+                          + (" or, as closely, the batch mean including the sample's own cost"
+                             if near_b else "")
+                          + ". The question asks for the leave-one-out baseline: each sample's "
+                          "baseline is the mean cost of the OTHER samples of its batch.")
         if near(plain, var_p, se_p, n_samples) and (loo_ok or near(loo, var_l, se_l, n_samples)):
             raise Mistake(f"{where} your variances are about n_samples = {n_samples} times too "
                           "large: each estimate must AVERAGE n_samples per-sample terms; you "
