@@ -50,6 +50,12 @@ CASES = {
              "    q = torch.distributions.Categorical(logits=logits)\n"
              "    u = torch.distributions.Categorical(logits=torch.zeros_like(logits))\n"
              "    return torch.distributions.kl_divergence(q, u)\n", "library"),
+            # the library KL through an alias (issue 14: regexes missed aliases)
+            ("_kl = getattr(torch.distributions, 'kl_' + 'divergence')\n"
+             "def kl_to_uniform(logits):\n"
+             "    q = torch.distributions.Categorical(logits=logits)\n"
+             "    u = torch.distributions.Categorical(logits=torch.zeros_like(logits))\n"
+             "    return _kl(q, u)\n", "not allowed"),
         ],
     },
     "q2": {

@@ -118,8 +118,9 @@ def _(data):
     target = p * (1 - p) * up
     if grad is None or np.all(grad == 0):
         raise Mistake("No gradient reaches the logits (it is None or zero). Comparisons and "
-                      "detach() cut the graph: the detach must be on the copy you subtract, "
-                      "y = hard + (probs - probs.detach()), not on probs itself.")
+                      "detach() cut the graph: detach only a copy of probs that is "
+                      "subtracted again (its value cancels, its gradient stays), not probs "
+                      "itself.")
     if np.allclose(grad, -target, rtol=1e-3, atol=1e-6):
         raise Mistake("The gradient has the wrong sign: it is -sigmoid'(logits). The detach is "
                       "on the wrong term (hard + probs.detach() - probs).")
@@ -181,7 +182,8 @@ def _(data):
     target = p * (up - (p * up).sum(-1, keepdims=True))  # softmax Jacobian^T @ upstream
     if grad is None or np.all(grad == 0):
         raise Mistake("No gradient reaches the logits (None or zero): the one-hot sample has "
-                      "no gradient; add (probs - probs.detach()) to it.")
+                      "no gradient; add to it a term whose value is 0 but whose gradient is "
+                      "that of probs.")
     if np.allclose(grad, -target, rtol=1e-3, atol=1e-6):
         raise Mistake("The gradient has the wrong sign: the detach is on the wrong term.")
     if not np.allclose(grad, target, rtol=1e-3, atol=1e-6):
