@@ -169,3 +169,16 @@ def test_each_notebook_states_its_questions_time_budget(name):
         text = " ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
         assert len(budgets) == 1, "state each question's own budget in its prompt"
         assert f"up to {budgets.pop():g} s" in text, f"{path.name} does not state the budget"
+
+
+def test_straight_through_q3_advises_on_what_it_cannot_see():
+    """Issue 14: the sample count of st_mean cannot be observed, so a closed-form answer gets
+    the points with a note (advisory), not a deduction, and the note is printed."""
+    from lib.grading.core import format_result
+
+    mod = cases_of("straight_through")
+    namespace = {}
+    exec(mod.PREAMBLE + mod.CASES["q3"]["right"][0], namespace)
+    result = run_question(get_set("straight_through").questions["q3"], namespace)
+    assert result.passed and "SIMULATE" in result.message
+    assert "Note:" in format_result(result)
