@@ -11,7 +11,7 @@ JOBS ?= 1
 
 .PHONY: help install book student-book test lint unit nbval exercises check-exercises \
         sync-setup grade autograder lab bench timings gpu-smoke clean constraints browser-deps \
-        sandbox-deps nbval-matrix nbval-portable
+        sandbox-deps nbval-matrix nbval-portable grading-error-rates
 
 help:
 	@echo "make install         create .venv and install the pinned versions (other targets do it too)"
@@ -30,6 +30,7 @@ help:
 	@echo "make check-exercises fail if exercises/ is out of date with solutions/"
 	@echo "make sync-setup      rewrite every notebook's set-up cell (cell 0) from _config.yml"
 	@echo "make grade SUBMISSIONS=folder [JOBS=n]   grade every notebook in folder -> $(GRADES)"
+	@echo "make grading-error-rates [SEEDS=n]   false-rejection/acceptance of each check -> assets/grading_error_rates.md"
 	@echo "make autograder [SET=name]   Gradescope autograder zips (_build/autograder/<set>.zip)"
 	@echo "make bench           lib vs PyTorch benchmark -> assets/benchmark.md, then notebook times"
 	@echo "make timings         run every notebook (nothing saved) -> assets/notebook_times.md"
@@ -114,6 +115,12 @@ sync-setup: $(STAMP)
 grade: $(STAMP) sandbox-deps
 	$(BIN)/python -m lib.grading $(SUBMISSIONS) --out $(GRADES) --jobs $(JOBS) \
 	    $(if $(HIDDEN),--extra $(HIDDEN))
+
+# Each check on every right and wrong case of tests/grading_cases/ under SEEDS student-side
+# seeds (default 1000; hours on 2 cores): per-question error rates with binomial intervals.
+SEEDS ?= 1000
+grading-error-rates: $(STAMP)
+	nice $(BIN)/python -m tools.grading_error_rates --seeds $(SEEDS) --out assets/grading_error_rates.md
 
 # One zip per exercise set (a Gradescope assignment grades one set): SET=name builds only that
 # one, as _build/autograder/<set>.zip.

@@ -46,3 +46,28 @@ def test_allowed_calls_pass_and_watched_calls_are_seen():
         _rng.random(3)
         quad(0.0, 1.0)
     assert watcher.violations == [] and watcher.called == {"scipy.integrate.quad"}
+
+
+def test_categorical_vae_q2_same_verdict_under_float64_default():
+    """Issue 14: the probe and the judge built the q2 model under different default dtypes (the
+    notebook's float64, the batch's float32), so a right answer passed in one and failed in the
+    other. Both now run pinned: the probe data is the same whatever the notebook's default."""
+    import torch
+
+    from lib.grading import get_set, run_question
+    from lib.grading.core import collect
+    from tests.grading_cases import categorical_vae as cases
+
+    namespace = {}
+    exec(cases.PREAMBLE + cases.CASES["q2"]["right"][0], namespace)
+    question = get_set("categorical_vae").questions["q2"]
+    before = torch.get_default_dtype()
+    try:
+        torch.set_default_dtype(torch.float64)
+        data64 = collect(question, namespace)
+        assert run_question(question, namespace).passed
+    finally:
+        torch.set_default_dtype(before)
+    data32 = collect(question, namespace)
+    np.testing.assert_array_equal(data64["many"], data32["many"])
+    assert torch.get_default_dtype() == before

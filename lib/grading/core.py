@@ -57,7 +57,9 @@ class Question:
         answers: the names the student defines for this question (``("sample_gumbel",)``).
         probe: ``probe(**answers) -> dict`` (see the module docstring). It receives the
             student's objects as keyword arguments named as in ``answers``.
-        judge: ``judge(data) -> None``; raises :class:`Mistake` with a hint when wrong.
+        judge: ``judge(data) -> None``; raises :class:`Mistake` with a hint when wrong. It may
+            return a string instead of None: an advisory note shown with full points (for what
+            the check cannot verify by behaviour).
         title: one line shown in feedback.
         hidden: graded by the batch grader and the autograder only; ``grader.check`` in the
             notebook does not run it (instructors keep such checks out of the public package,
@@ -228,14 +230,16 @@ def decide(question: Question, data: Mapping[str, Any]) -> Result:
     dtype = data.pop("__dtype__", None)
     try:
         with pinned_torch(dtype if isinstance(dtype, str) else None):
-            question.judge(data)
+            note = question.judge(data)
     except Mistake as exc:
         return Result(q, 0.0, pts, "failed", _short(str(exc)))
     except Exception:  # noqa: BLE001 - a judge must not crash the gradebook
         tb = traceback.format_exc(limit=2)
         msg = "The checker could not judge this answer: " + tb
         return Result(q, 0.0, pts, "error", _short(msg))
-    return Result(q, pts, pts, "passed", "")
+    # A judge may return an advisory note: full points, and a remark about what the check
+    # cannot verify (issue 14: checks that cannot be behavioural advise, they do not deduct).
+    return Result(q, pts, pts, "passed", _short(note) if isinstance(note, str) else "")
 
 
 def run_question(question: Question, namespace: Mapping[str, Any]) -> Result:
@@ -338,7 +342,8 @@ def format_result(result: Result) -> str:
     """One human-readable verdict."""
     head = f"{result.question}: "
     if result.passed:
-        return head + f"passed ({result.points:g}/{result.max_points:g} points)"
+        note = f" Note: {result.message}" if result.message else ""
+        return head + f"passed ({result.points:g}/{result.max_points:g} points).{note}"
     if result.status == "missing":
         return head + f"not answered yet: {result.message}"
     return head + f"not yet (0/{result.max_points:g} points). {result.message}"

@@ -97,7 +97,8 @@ def results_for(submission_dir: Path, extra: Sequence[Path] = (),
             "name": f"{r.question}" + (f": {q.title}" if q is not None and q.title else ""),
             "score": r.points,
             "max_score": r.max_points,
-            "output": r.message or "passed",
+            "output": (f"passed. Note: {r.message}" if r.passed and r.message
+                       else r.message or "passed"),
             "visibility": "after_published" if q is not None and q.hidden else "visible",
         })
     return {"score": sub.total, "output": "\n".join(output), "tests": tests}

@@ -50,6 +50,12 @@ CASES = {
              "    q = torch.distributions.Categorical(logits=logits)\n"
              "    u = torch.distributions.Categorical(logits=torch.zeros_like(logits))\n"
              "    return torch.distributions.kl_divergence(q, u)\n", "library"),
+            # the library KL through an alias (issue 14: regexes missed aliases)
+            ("_kl = getattr(torch.distributions, 'kl_' + 'divergence')\n"
+             "def kl_to_uniform(logits):\n"
+             "    q = torch.distributions.Categorical(logits=logits)\n"
+             "    u = torch.distributions.Categorical(logits=torch.zeros_like(logits))\n"
+             "    return _kl(q, u)\n", "not allowed"),
         ],
     },
     "q2": {
@@ -80,6 +86,26 @@ CASES = {
             "    return np.array(out)\n",
         ],
         "wrong": [
+            # relaxed codes at tau = 0.5: not discrete (issue 14: passed)
+            ("def negative_elbo_discrete(model, x, n_samples):\n"
+             "    logits = model.encode(x)\n"
+             "    u = torch.rand(n_samples, *logits.shape, dtype=logits.dtype)\n"
+             "    z = torch.softmax((logits - torch.log(-torch.log(u))) / 0.5, -1)\n"
+             "    cost = F.binary_cross_entropy_with_logits(model.decode(z),\n"
+             "        x.expand(n_samples, *x.shape), reduction='none').sum(-1)\n"
+             "    log_q = torch.log_softmax(logits, -1)\n"
+             "    kl = (log_q.exp() * (log_q + math.log(3))).sum((-2, -1))\n"
+             "    return (cost.mean(0) + kl).detach()\n", "one-hot"),
+            # relaxed codes at tau = 0.1: not discrete (issue 14: passed)
+            ("def negative_elbo_discrete(model, x, n_samples):\n"
+             "    logits = model.encode(x)\n"
+             "    u = torch.rand(n_samples, *logits.shape, dtype=logits.dtype)\n"
+             "    z = torch.softmax((logits - torch.log(-torch.log(u))) / 0.1, -1)\n"
+             "    cost = F.binary_cross_entropy_with_logits(model.decode(z),\n"
+             "        x.expand(n_samples, *x.shape), reduction='none').sum(-1)\n"
+             "    log_q = torch.log_softmax(logits, -1)\n"
+             "    kl = (log_q.exp() * (log_q + math.log(3))).sum((-2, -1))\n"
+             "    return (cost.mean(0) + kl).detach()\n", "not one-hot"),
             ("def negative_elbo_discrete(model, x, n_samples):\n"
              "    logits = model.encode(x)\n"
              "    z = torch.distributions.OneHotCategorical(logits=logits).sample((n_samples,))\n"

@@ -4,6 +4,12 @@ PREAMBLE = "import math\nimport numpy as np\nimport torch\n"
 CASES = {
     "q1": {
         "right": [
+            # float32 torch autograd (issue 14: rejected at rtol 1e-6)
+            "def toy_gradient(logit, t):\n"
+            "    x = torch.tensor(float(logit), requires_grad=True)\n"
+            "    loss = torch.sigmoid(x) * (1 - t) ** 2 + (1 - torch.sigmoid(x)) * t ** 2\n"
+            "    loss.backward()\n"
+            "    return x.grad\n",
             # torch autograd through the two-outcome expectation
             "def toy_gradient(logit, t):\n"
             "    x = torch.tensor(float(logit), dtype=torch.float64, requires_grad=True)\n"
@@ -89,6 +95,8 @@ CASES["q2"] = {
     ],
     "wrong": [
         (_q2_numpy("f.mean(axis=1, keepdims=True)"), "INCLUDING the sample's own cost"),
+        # a constant baseline near E[f] (issue 14: was told it "matches the batch mean")
+        (_q2_numpy("theta * 0.501 ** 2 + (1 - theta) * 0.499 ** 2"), "fixed baseline near E[f]"),
         (_q2_numpy(LOO, stat="std"), "standard deviations"),
         (_q2_numpy(LOO, grad_factor="1 / (theta * (1 - theta))"), "with respect to theta"),
         (_q2_numpy(LOO, average="sum"), "AVERAGE"),
@@ -148,6 +156,16 @@ CASES["q3"] = {
         "        logit -= lr * (f - avg) * (b - theta)\n"
         "        avg = 0.9 * avg + 0.1 * f\n"
         "    return 1 / (1 + math.exp(-logit))\n",
+        # a moving-average baseline over two samples per step (issue 14)
+        "def solve_relax_toy(sample_b, n_steps):\n"
+        "    logit, avg, lr = 0.0, 0.25, 100.0\n"
+        "    for _ in range(n_steps):\n"
+        "        theta = 1 / (1 + math.exp(-logit))\n"
+        "        b = np.asarray(sample_b(logit, 2), dtype=float)\n"
+        "        f = (b - 0.499) ** 2\n"
+        "        logit -= lr * np.mean((f - avg) * (b - theta))\n"
+        "        avg = 0.9 * avg + 0.1 * f.mean()\n"
+        "    return 1 / (1 + math.exp(-logit))\n",
     ],
     "wrong": [
         (_q3_numpy(LOO_GRAD, update="+="), "ascending"),
@@ -173,5 +191,9 @@ CASES["q3"] = {
         (_q3_numpy(LOO_GRAD, lr="1e-9"), "never moved"),
         ("def solve_relax_toy(sample_b, n_steps):\n"
          "    return 0.01\n", "never calls sample_b"),
+        # samples once and returns a constant below the goal (issue 14: it got 3/3)
+        ("def solve_relax_toy(sample_b, n_steps):\n"
+         "    sample_b(0.0, 1)\n"
+         "    return 0.05\n", "last call to sample_b"),
     ],
 }

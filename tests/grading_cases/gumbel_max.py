@@ -138,7 +138,7 @@ CASES["q3"] = {
          "def chi_square_pvalue(samples, probs):\n"
          "    _, o = np.unique(samples, return_counts=True); e = len(samples) * probs\n"
          "    return stats.chi2.sf(((o - e) ** 2 / e).sum(), df=len(probs) - 1)\n",
-         "minlength"),
+         "observed count 0"),
         ("def chi_square_pvalue(samples, probs):\n"
          "    o = np.bincount(samples, minlength=len(probs)); e = len(samples) * probs\n"
          "    return ((o - e) ** 2 / e).sum()\n", "not a probability"),

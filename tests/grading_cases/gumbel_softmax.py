@@ -57,6 +57,10 @@ CASES = {
              "    return torch.softmax(logits + g, dim=-1) / tau\n", "outside the softmax"),
             ("def gumbel_softmax(logits, tau):\n"
              "    return torch.nn.functional.gumbel_softmax(logits, tau=tau)\n", "library"),
+            # the same through an alias defined outside the function (issue 14)
+            ("_gs = getattr(torch.nn.functional, 'gumbel_' + 'softmax')\n"
+             "def gumbel_softmax(logits, tau):\n"
+             "    return _gs(logits, tau=tau)\n", "not allowed"),
             ("def gumbel_softmax(logits, tau):\n"
              "    g = -torch.log(-torch.log(torch.rand(logits.shape[0], 1)))\n"
              "    return torch.softmax((logits + g) / tau, dim=-1)\n", "shared by all categories"),

@@ -152,7 +152,7 @@ CASES = {
              "    c = costs.detach()\n"
              + _LOG_P +
              "    log_p = (log_p * mask).sum(-1)\n"
-             "    return ((c - c.mean(0, keepdim=True)) * log_p).mean()\n", "1 - 1/S"),
+             "    return ((c - c.mean(0, keepdim=True)) * log_p).mean()\n", "here 0.8 (S = 5)"),
             ("def reinforce_mask_loss(logits, samples, costs, mask):\n"
              "    c = costs.detach()\n"
              + _LOG_P +

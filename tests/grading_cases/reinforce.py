@@ -30,6 +30,11 @@ CASES = {
              "    return (rewards * torch.log_softmax(logits, -1)[samples]).mean()\n", "detach"),
             ("def surrogate_loss(logits, samples, rewards):\n"
              "    return rewards.detach().mean() + 0 * logits.sum()\n", "no gradient"),
+            # right only for a batch of 6 (issue 14: the old unbiasedness check could not
+            # catch what the first batch did not)
+            ("def surrogate_loss(logits, samples, rewards):\n"
+             "    return (rewards.detach() * torch.log_softmax(logits, -1)[samples]).sum() / 6\n",
+             "batch of 1 sample"),
             ("from lib.estimators import reinforce_surrogate\n"
              "def surrogate_loss(logits, samples, rewards):\n"
              "    return reinforce_surrogate(torch.log_softmax(logits, -1)[samples], rewards)\n",
@@ -64,6 +69,13 @@ CASES = {
              "    n = rewards.shape[-1]\n"
              "    return (rewards.sum(-1, keepdim=True) - rewards) / (n - 1)\n", "dim 0"),
             ("def loo_baseline(rewards):\n    return rewards.mean()\n", "shape"),
+            # a constant near the mean reward (issue 14: was told it is the batch mean)
+            ("def loo_baseline(rewards):\n    return torch.full_like(rewards, 1.0)\n",
+             "a constant"),
+            # the library's baseline through an alias: seen by behaviour, not by its name
+            ("import lib.estimators as E\n"
+             "_b = getattr(E, 'leave_one_out' + '_baseline')\n"
+             "def loo_baseline(rewards):\n    return _b(rewards)\n", "not allowed"),
         ],
     },
     "q3": {

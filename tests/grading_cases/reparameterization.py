@@ -112,6 +112,11 @@ CASES = {
             ("def sample_exponential(rate, n_samples):\n"
              "    return torch.distributions.Exponential(rate).rsample((n_samples,))\n",
              "library"),
+            # a module-level alias reached through getattr: seen by behaviour (issue 14)
+            ("_draw = getattr(torch.Tensor, 'exponential' + '_')\n"
+             "def sample_exponential(rate, n_samples):\n"
+             "    e = _draw(torch.empty(n_samples, dtype=torch.float64))\n"
+             "    return e / rate\n", "not allowed"),
             ("def sample_exponential(rate, n_samples):\n"
              "    return (-torch.log1p(-torch.rand(n_samples)) / rate).detach()\n",
              "no gradient"),

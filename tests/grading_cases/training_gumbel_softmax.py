@@ -31,8 +31,18 @@ CASES = {
             "    index = perturbed.argmax(-1, keepdim=True)\n"
             "    hard = torch.zeros_like(soft).scatter_(-1, index, 1.0)\n"
             "    return straight_through(hard, soft)\n",
+            # computed and returned in float64 (issue 14: the probe's loss failed on it)
+            "def st_gumbel_softmax(logits, tau, gumbels):\n"
+            "    y = torch.softmax((logits.double() + gumbels.double()) / tau, dim=-1)\n"
+            "    hard = torch.zeros_like(y).scatter_(-1, y.argmax(-1, keepdim=True), 1.0)\n"
+            "    return (hard - y).detach() + y\n",
         ],
         "wrong": [
+            # the stop-gradient on the wrong term: the gradient is flipped (issue 14)
+            ("def st_gumbel_softmax(logits, tau, gumbels):\n"
+             "    soft = torch.softmax((logits + gumbels) / tau, dim=-1)\n"
+             "    hard = torch.nn.functional.one_hot(soft.argmax(-1), logits.shape[-1]).float()\n"
+             "    return hard - (soft - soft.detach())\n", "NEGATIVE"),
             # relaxed sample only
             ("def st_gumbel_softmax(logits, tau, gumbels):\n"
              "    return torch.softmax((logits + gumbels) / tau, dim=-1)\n", "relaxed sample"),

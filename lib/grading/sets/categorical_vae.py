@@ -9,12 +9,11 @@ q3  st_gumbel_sample: the straight-through Gumbel-softmax sampling step from giv
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 
 from lib.grading.core import ExerciseSet, Mistake, as_float_array, expect_finite
-from lib.grading.probing import code_of, seed_all
+from lib.grading.probing import seed_all
 
 SET = ExerciseSet("categorical_vae", "Case study: a categorical VAE on digits")
 
@@ -31,7 +30,8 @@ def _close(a: np.ndarray, b: np.ndarray, tol: float = 1e-4) -> bool:
 # ----------------------------------------------------------------------------------------------
 # q1: the KL divergence to a uniform prior
 # ----------------------------------------------------------------------------------------------
-Q1_LIBRARY = re.compile(r"\b(categorical_kl_uniform|kl_divergence|kl_div)\s*\(")
+Q1_LIBRARY = ("lib.vae.categorical_kl_uniform", "torch.distributions.kl.kl_divergence",
+              "torch.nn.functional.kl_div")
 
 
 def _q1_inputs() -> dict[str, np.ndarray]:
@@ -44,13 +44,16 @@ def _q1_inputs() -> dict[str, np.ndarray]:
     }
 
 
-@SET.question("q1", points=2, answers=["kl_to_uniform"], title="KL to a uniform prior")
+@SET.question("q1", points=2, answers=["kl_to_uniform"], title="KL to a uniform prior",
+              forbidden=Q1_LIBRARY,
+              forbidden_why="A library KL is not allowed here: write the sum over categories "
+                            "yourself.")
 def q1(kl_to_uniform):
     import torch
 
     if not callable(kl_to_uniform):
         raise Mistake("`kl_to_uniform` should be a function of a tensor of logits [..., K].")
-    out = {"uses_library": bool(Q1_LIBRARY.search(code_of(kl_to_uniform)))}
+    out = {}
     for name, logits in _q1_inputs().items():
         # float32 for the confident logits: where a naive softmax underflows to exactly 0
         dtype = torch.float32 if name == "confident" else torch.float64
@@ -67,9 +70,6 @@ def _q1_parts(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
 
 @q1.judge
 def _(data):
-    if data["uses_library"]:
-        raise Mistake("Your function calls a library KL (kl_divergence, kl_div or "
-                      "categorical_kl_uniform). Write the sum over categories yourself.")
     inputs = _q1_inputs()
     for name, logits in inputs.items():
         value = data[name]
@@ -125,7 +125,7 @@ def _(data):
 # q2: the negative ELBO of a tiny model with discrete samples
 # ----------------------------------------------------------------------------------------------
 Q2_SEED, Q2_N_IMAGES, Q2_N_SAMPLES = 11, 6, 1000
-Q2_LIBRARY = re.compile(r"\b(discrete_negative_elbo|exact_negative_elbo|vae_loss)\s*\(")
+Q2_LIBRARY = ("lib.vae.discrete_negative_elbo", "lib.vae.exact_negative_elbo", "lib.vae.vae_loss")
 
 
 def q2_model_and_images():
@@ -138,17 +138,35 @@ def q2_model_and_images():
     torch.manual_seed(Q2_SEED)
     model = CategoricalVAE(n_latent=2, n_categories=3, n_hidden=8).double()
     torch.random.set_rng_state(state)
+
     images = (np.random.default_rng(Q2_SEED).random((Q2_N_IMAGES, 64)) < 0.35).astype(float)
     return model, torch.tensor(images)
 
 
 @SET.question("q2", points=3, answers=["negative_elbo_discrete"],
-              title="the discrete-sample negative ELBO")
+              title="the discrete-sample negative ELBO", forbidden=Q2_LIBRARY,
+              forbidden_why="The library's ELBO is not allowed here: compute it from "
+                            "model.encode and model.decode yourself.")
 def q2(negative_elbo_discrete):
+    import torch
+
     if not callable(negative_elbo_discrete):
         raise Mistake("`negative_elbo_discrete` should be a function (model, x, n_samples).")
     model, x = q2_model_and_images()
-    out = {"uses_library": bool(Q2_LIBRARY.search(code_of(negative_elbo_discrete)))}
+    out = {}
+    # Observe what reaches the decoder, however it is called (model.decode or model.decoder):
+    # the largest distance of a code entry from {0, 1}, and of a variable's sum from 1. The
+    # untrained decoder barely depends on z, so relaxed codes give about the right ELBO; their
+    # values cannot tell them apart from one-hot codes, their inputs to the decoder can.
+    seen = {"off": 0.0}
+
+    def look(module, inputs):
+        z = inputs[0].detach().double().unflatten(-1, (2, 3))
+        off = torch.minimum(z.abs(), (z - 1).abs()).amax().item() if z.numel() else 0.0
+        total = (z.sum(-1) - 1).abs().amax().item() if z.numel() else 0.0
+        seen["off"] = max(seen["off"], off, total)
+
+    model.decoder.register_forward_pre_hook(look)
     seed_all(0)
     out["many"] = as_float_array(negative_elbo_discrete(model, x, Q2_N_SAMPLES),
                                  f"negative_elbo_discrete(model, x, {Q2_N_SAMPLES})")
@@ -156,6 +174,7 @@ def q2(negative_elbo_discrete):
         seed_all(seed)
         out[f"one_{i}"] = as_float_array(negative_elbo_discrete(model, x, 1),
                                          "negative_elbo_discrete(model, x, 1)")
+    out["code_off"] = float(seen["off"])
     return out
 
 
@@ -187,10 +206,6 @@ def q2_reference() -> dict[str, np.ndarray]:
 
 @q2.judge
 def _(data):
-    if data["uses_library"]:
-        raise Mistake("Your function calls the library's ELBO (discrete_negative_elbo, "
-                      "exact_negative_elbo or vae_loss). Compute it from model.encode and "
-                      "model.decode yourself.")
     many = data["many"]
     if many.shape != (Q2_N_IMAGES,):
         raise Mistake(f"For a batch of {Q2_N_IMAGES} images your function returned shape "
@@ -201,6 +216,11 @@ def _(data):
     se = ref["sd"] / math.sqrt(Q2_N_SAMPLES)
     tol = 5 * se + 1e-6  # Monte Carlo error of a right answer: at most 5 standard errors
     err = many - ref["exact"]
+    if data.get("code_off", 0.0) > 1e-6 and np.all(np.abs(err) <= tol):
+        raise Mistake("The decoder received codes that are not one-hot (an entry is "
+                      f"{data['code_off']:.2g} away from 0 or 1): relaxed samples such as a "
+                      "Gumbel-softmax at a low temperature are not discrete codes. Decode exact "
+                      "one-hot samples from q.")
     if np.all(np.abs(err) <= tol):
         ones = np.stack([data[f"one_{i}"] for i in range(3)])
         if ones.shape[1:] != (Q2_N_IMAGES,):
@@ -213,6 +233,12 @@ def _(data):
 
     def near(key, rel=2e-3):
         return bool(np.allclose(many, ref[key], rtol=rel, atol=5 * se.max() + 1e-6))
+
+    if data.get("code_off", 0.0) > 1e-6 and not near("probs"):
+        raise Mistake("The decoder received codes that are not one-hot (an entry is "
+                      f"{data['code_off']:.2g} away from 0 or 1): relaxed samples such as a "
+                      "Gumbel-softmax at a low temperature are not discrete codes. Decode exact "
+                      "one-hot samples from q.")
 
     if np.allclose(-many, ref["exact"], rtol=2e-3, atol=5 * se.max()):
         raise Mistake("Your values are negative: you returned the ELBO itself. The task asks "
@@ -250,8 +276,9 @@ def _(data):
 # q3: the straight-through Gumbel-softmax sampling step, from given noise
 # ----------------------------------------------------------------------------------------------
 Q3_TAUS = (0.7, 2.0)
-Q3_LIBRARY = re.compile(r"\b(gumbel_softmax|straight_through|sample_latent)\s*\(|"
-                        r"RelaxedOneHotCategorical|StraightThrough")
+Q3_LIBRARY = ("lib.relaxed", "lib.estimators", "lib.vae.sample_latent",
+              "torch.nn.functional.gumbel_softmax", "torch.distributions.RelaxedOneHotCategorical",
+              "torch.distributions.OneHotCategoricalStraightThrough")
 
 
 def _q3_inputs() -> dict[str, np.ndarray]:
@@ -263,14 +290,16 @@ def _q3_inputs() -> dict[str, np.ndarray]:
 
 
 @SET.question("q3", points=3, answers=["st_gumbel_sample"],
-              title="straight-through Gumbel-softmax from given noise")
+              title="straight-through Gumbel-softmax from given noise", forbidden=Q3_LIBRARY,
+              forbidden_why="A library Gumbel-softmax or straight-through helper is not allowed "
+                            "here: build it from the noise, a softmax and the detach trick.")
 def q3(st_gumbel_sample):
     import torch
 
     if not callable(st_gumbel_sample):
         raise Mistake("`st_gumbel_sample` should be a function (logits, tau, gumbel_noise).")
     inputs = _q3_inputs()
-    out = {"uses_library": bool(Q3_LIBRARY.search(code_of(st_gumbel_sample)))}
+    out = {}
     for i, tau in enumerate(Q3_TAUS):
         logits = torch.tensor(inputs["logits"], requires_grad=True)
         noise = torch.tensor(inputs["noise"])
@@ -306,9 +335,6 @@ def _snap(x: np.ndarray) -> np.ndarray:
 
 @q3.judge
 def _(data):
-    if data["uses_library"]:
-        raise Mistake("Your function calls a library Gumbel-softmax or straight-through helper. "
-                      "Build it from the noise, a softmax and the detach trick.")
     inputs = _q3_inputs()
     logits, noise, up = inputs["logits"], inputs["noise"], inputs["upstream"]
     k = logits.shape[-1]
@@ -337,7 +363,8 @@ def _(data):
                           "at argmax(logits + gumbel_noise).")
         if grad is None or np.all(grad == 0):
             raise Mistake("No gradient reaches the logits: argmax and one_hot have no gradient. "
-                          "Return hard + (soft - soft.detach()) with soft the relaxed sample.")
+                          "Add to the one-hot vector a term whose value is 0 but whose "
+                          "gradient is the relaxed sample's.")
         right = _softmax_vjp(logits + noise, up, tau)
         if np.allclose(grad, right, rtol=1e-4, atol=1e-8):
             continue

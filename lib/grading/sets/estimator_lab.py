@@ -42,6 +42,10 @@ def _number(value, what: str) -> float:
 Q1_CASES = [(0.0, 0.499), (-1.5, 0.499), (2.0, 0.3), (0.7, 0.9), (-30.0, 0.2), (25.0, 0.6),
             (0.0, 0.5), (800.0, 0.3), (-800.0, 0.3)]
 Q1_EXTREME = 100.0  # |logit| beyond this: exp(|logit|) overflows in float64 past about 709
+# float32 answers are right: relative 1e-5 (float32 rounding is ~1e-7) and absolute 1e-9 (at
+# logit 25, sigmoid rounds to 1 in float32, so such an answer returns 0 for a 1e-12 gradient).
+# The wrong answers below differ by O(1) relative or by far more than 1e-9.
+Q1_RTOL, Q1_ATOL = 1e-5, 1e-9
 
 
 @SET.question("q1", points=2, answers=["toy_gradient"],
@@ -70,7 +74,7 @@ def _(data):
     extreme = np.array([abs(lg) > Q1_EXTREME for lg, _ in Q1_CASES])
     if not np.all(np.isfinite(values)):
         moderate_ok = np.all(np.abs(values[~extreme] - reference[~extreme])
-                             <= 1e-12 + 1e-6 * np.abs(reference[~extreme]))
+                             <= Q1_ATOL + Q1_RTOL * np.abs(reference[~extreme]))
         if moderate_ok and np.all(np.isfinite(values[~extreme])):
             raise Mistake("Your gradient is right for moderate logits but NaN or infinite for "
                           "logit = +-800: exp(800) overflows. Compute sigmoid(logit) stably "
@@ -78,7 +82,7 @@ def _(data):
         expect_finite(values, "your gradients")
 
     def matches(candidate):
-        return bool(np.all(np.abs(values - candidate) <= 1e-12 + 1e-6 * np.abs(candidate)))
+        return bool(np.all(np.abs(values - candidate) <= Q1_ATOL + Q1_RTOL * np.abs(candidate)))
 
     if matches(reference):
         return
@@ -97,14 +101,17 @@ def _(data):
     for hint, candidate in wrong.items():
         if matches(candidate):
             raise Mistake(f"Your gradient {hint}.")
-    if np.all(np.abs(values[~extreme] - reference[~extreme]) <= 1e-12 + 1e-6
+    if np.all(np.abs(values[~extreme] - reference[~extreme]) <= Q1_ATOL + Q1_RTOL
               * np.abs(reference[~extreme])):
         raise Mistake("Your gradient is right for moderate logits but wrong for logit = +-800: "
                       "compute sigmoid(logit) stably (e.g. scipy.special.expit or "
                       "torch.sigmoid), without exp of a large number.")
-    worst = int(np.argmax(np.abs(values - reference)))
-    lg, t = Q1_CASES[worst]
-    raise Mistake(f"toy_gradient({lg}, {t}) = {values[worst]:.6g} is not the derivative of "
+    # the first case that fails the tolerance (not the largest difference, which may be a
+    # case within tolerance)
+    bad = np.abs(values - reference) > Q1_ATOL + Q1_RTOL * np.abs(reference)
+    first = int(np.argmax(bad))
+    lg, t = Q1_CASES[first]
+    raise Mistake(f"toy_gradient({lg}, {t}) = {values[first]:.6g} is not the derivative of "
                   "E[(b - t)^2] with respect to the logit. Write the expectation as a function "
                   "of theta = sigmoid(logit) and apply the chain rule.")
 
@@ -125,7 +132,8 @@ def q2_exact(theta: float, n_samples: int) -> dict:
     """
     s = n_samples
     out = {}
-    for name in ("plain", "loo", "batch_mean"):
+    expected_cost = theta * (1 - TARGET) ** 2 + (1 - theta) * TARGET**2
+    for name in ("plain", "loo", "batch_mean", "constant"):
         values, probs = [], []
         for bits in itertools.product([0.0, 1.0], repeat=s):
             b = np.array(bits)
@@ -135,8 +143,10 @@ def q2_exact(theta: float, n_samples: int) -> dict:
                 base = np.zeros(s)
             elif name == "loo":
                 base = (cost.sum() - cost) / (s - 1)
-            else:
+            elif name == "batch_mean":
                 base = np.full(s, cost.mean())
+            else:  # a fixed baseline at E[f]: unbiased, and about as variable as batch_mean
+                base = np.full(s, expected_cost)
             values.append(float(((cost - base) * (b - theta)).mean()))
             probs.append(p)
         v, w = np.array(values), np.array(probs)
@@ -203,12 +213,22 @@ def _(data):
                           "you estimate the gradient with respect to theta. The score of the "
                           "LOGIT is d log p(b) / d logit = b - theta.")
         _, var_b, m4_b = exact["batch_mean"]
-        if plain_ok and near(loo, var_b, _variance_se(var_b, m4_b, n_repeats)):
+        _, var_c, m4_c = exact["constant"]
+        near_b = near(loo, var_b, _variance_se(var_b, m4_b, n_repeats))
+        near_c = near(loo, var_c, _variance_se(var_c, m4_c, n_repeats))
+        if plain_ok and near_b and not near_c:
             raise Mistake(f"{where} your second variance matches a baseline equal to the batch "
                           "mean INCLUDING the sample's own cost: that estimator is biased (it "
                           f"is (1 - 1/S) = {1 - 1 / n_samples:.2f} times the unbiased one) and "
                           "so looks less variable. Leave the sample out: the mean of the OTHER "
                           "costs.")
+        if plain_ok and near_c:
+            raise Mistake(f"{where} your second variance matches a fixed baseline near E[f] "
+                          "(one number for every sample)"
+                          + (" or, as closely, the batch mean including the sample's own cost"
+                             if near_b else "")
+                          + ". The question asks for the leave-one-out baseline: each sample's "
+                          "baseline is the mean cost of the OTHER samples of its batch.")
         if near(plain, var_p, se_p, n_samples) and (loo_ok or near(loo, var_l, se_l, n_samples)):
             raise Mistake(f"{where} your variances are about n_samples = {n_samples} times too "
                           "large: each estimate must AVERAGE n_samples per-sample terms; you "
@@ -260,6 +280,7 @@ Q3_STEPS = 300
 Q3_BUDGET = 2  # samples per step, on average
 Q3_SEEDS = (7, 8, 9)
 Q3_GOAL = 0.2
+Q3_LAST_GAP = 0.1  # |returned theta - theta of the last sample_b call|: more than one step
 
 
 class _CountingSampler:
@@ -269,6 +290,7 @@ class _CountingSampler:
         self.rng = np.random.default_rng(seed)
         self.calls = 0
         self.samples = 0
+        self.last_theta = float("nan")  # theta of the latest call: where the answer samples
 
     def __call__(self, logit, n):
         import torch
@@ -284,6 +306,7 @@ class _CountingSampler:
         self.calls += 1
         self.samples += int(n)
         theta = _sigmoid(value)
+        self.last_theta = theta
         draws = (self.rng.random(int(n)) < theta).astype(np.float64)
         return torch.from_numpy(draws)
 
@@ -300,7 +323,8 @@ def q3(solve_relax_toy):
         if error is not None:
             raise Mistake(f"solve_relax_toy(sample_b, {Q3_STEPS}) raised {error}")
         runs.append({"theta": _number(out, f"solve_relax_toy(sample_b, {Q3_STEPS})"),
-                     "calls": sampler.calls, "samples": sampler.samples})
+                     "calls": sampler.calls, "samples": sampler.samples,
+                     "last_theta": sampler.last_theta})
     return {"runs": runs}
 
 
@@ -321,7 +345,17 @@ def _(data):
         raise Mistake(f"Your function returned {thetas.round(3).tolist()}; return theta = "
                       "sigmoid(logit), a probability, not the logit.")
     shown = ", ".join(f"{t:.3f}" for t in thetas)
+    # The returned theta must be the one the updates reached, i.e. (within a step) the one the
+    # function last sampled at: a function that samples once and returns a constant is not
+    # solving the toy (issue 14).
     if np.all(thetas < Q3_GOAL):
+        last = np.array([r.get("last_theta", float("nan")) for r in runs], dtype=np.float64)
+        off = ~(np.abs(thetas - last) <= Q3_LAST_GAP)
+        if np.any(off):
+            k = int(np.argmax(off))
+            raise Mistake(f"Your function returned theta = {thetas[k]:.3f}, but its last call "
+                          f"to sample_b was at theta = {last[k]:.3f}: return the theta your "
+                          "updates reached, the one you draw samples at.")
         return
     if np.all(thetas > 0.5):
         raise Mistake(f"theta ends at {shown} in three runs from theta = 0.5: it went UP. "
@@ -338,9 +372,13 @@ def _(data):
                       "their expected estimate is about 2 (theta - 0.499), which vanishes at "
                       "0.499), or of steps too small to move. Use an unbiased estimator "
                       "(REINFORCE) with a baseline that does not use the sample's own cost.")
+    if np.any(thetas > 1 - 1e-3):
+        raise Mistake(f"theta ends at {shown}: a run jumped to theta = 1 and stayed there "
+                      "(the gradient with respect to the logit vanishes at 0 and 1). Your steps "
+                      "are too large for your estimator's noise.")
     raise Mistake(f"theta ends at {shown}: not below {Q3_GOAL} in every run. Either the "
-                  "estimates are too noisy for this budget (plain REINFORCE's noise is "
-                  "hundreds of times the gradient here: subtract a baseline; with 2 samples per "
-                  "step each sample's baseline can be the other sample's cost), or the steps are "
-                  "too large (a run that jumps to theta = 0 or 1 stays there, because the gradient "
-                  "with respect to the logit vanishes).")
+                  "estimates are too noisy for this budget (plain REINFORCE's noise is about "
+                  "250 times the gradient here; a baseline that does not use the sample's own "
+                  "cost reduces it), or the step size does not suit your estimator (a run that "
+                  "jumps to theta = 0 or 1 stays there, because the gradient with respect to "
+                  "the logit vanishes; one that moves too little stays near 0.5).")

@@ -287,7 +287,7 @@ def _(data):
         missing = "never appears" in name
         if case["error"]:
             hint = (" A category with no samples still counts, with observed count 0: count "
-                    "with np.bincount(samples, minlength=len(probs)).") if missing else ""
+                    "every category of probs, also those that never occur.") if missing else ""
             raise Mistake(f"On {name}, {case['error']}{hint}")
         value = np.asarray(case["value"])
         if value.size != 1:
@@ -324,8 +324,8 @@ def _(data):
         if missing:
             raise Mistake(f"On {name}, your p-value differs from Pearson's chi-square test: a "
                           "category with no samples must still be counted (observed 0, "
-                          "expected n * p) and kept aligned with its probability; use "
-                          "np.bincount(samples, minlength=len(probs)).")
+                          "expected n * p) and kept aligned with its probability (np.bincount "
+                          "has an argument for the number of categories).")
         raise Mistake(f"On {name}, your p-value {value:.4g} differs from that of Pearson's "
                       "chi-square test: statistic sum over categories of (O - E)^2 / E with "
                       "counts O and E = n * probs, p-value = chi2.sf(statistic, K - 1).")

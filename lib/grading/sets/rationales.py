@@ -393,8 +393,8 @@ def _q3_wrong(samples, costs):
         "(the mean cost of the OTHER masks of the same review) from each cost.":
             grad_with(0.0),
         "Your baseline is the mean over all S masks of the review, which includes the mask's "
-        "own cost: that biases the gradient by a factor (1 - 1/S), here 1/2. Average the "
-        "OTHER masks only.": grad_with(costs.mean(0, keepdims=True)),
+        f"own cost: that biases the gradient by a factor (1 - 1/S), here {1 - 1 / s:g} "
+        f"(S = {s}). Average the OTHER masks only.": grad_with(costs.mean(0, keepdims=True)),
         "The baseline is taken over the reviews of the batch (dim 1) instead of over the S "
         "masks of the same review (dim 0).":
             grad_with((costs.sum(1, keepdims=True) - costs) / (b - 1)),
@@ -530,7 +530,8 @@ def _(data):
         if grad is None or not np.any(grad):
             raise Mistake("No gradient reaches the logits: the forward value is the hard "
                           "sample, but the backward pass must use the soft sample's gradient "
-                          "(hard + soft - soft.detach()).")
+                          "(add a term whose value is 0 but whose gradient is the soft "
+                          "sample's).")
         grad = np.asarray(grad)
         expect_finite(grad, "your gradient")
         ok = False

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import math
-import re
-import tokenize
 
 import numpy as np
 from scipy import stats
 
 from lib.grading.core import ExerciseSet, Mistake, as_float_array, expect_finite, expect_shape
 from lib.grading.probing import attempt as _call
-from lib.grading.probing import seed_all, source_of
+from lib.grading.probing import seed_all
 
 SET = ExerciseSet("reparameterization", "The reparameterization trick")
 
@@ -168,39 +165,32 @@ def _(data):
 # ----------------------------------------------------------------------------------------------
 Q3_RATE = 2.5
 Q3_N = 100_000
-# Calls of library Exponential samplers: torch's Exponential(...) and Tensor.exponential_(),
-# NumPy's exponential(...) and gamma(...), Python's random.expovariate(...), torch's Gamma(...).
-# A Uniform(0, 1).sample() for U is fine (U does not depend on rate), so .sample( is not listed.
-LIBRARY_SAMPLER = re.compile(
-    r"(?<!\w)[Ee]xponential_?\s*\(|expovariate\s*\(|(?<!\w)[Gg]amma\s*\("
-)
-
-
-def code_only(source: str) -> str:
-    """The source without comments and string literals (so prose about "Exponential(rate)"
-    in a comment or docstring is not mistaken for a call)."""
-    try:
-        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
-    except (tokenize.TokenError, IndentationError, SyntaxError):
-        return source
-    kept = [t.string for t in tokens if t.type not in (tokenize.COMMENT, tokenize.STRING)]
-    return " ".join(kept)
+# Library Exponential samplers (torch's Exponential and Tensor.exponential_, NumPy's
+# exponential and gamma, Python's expovariate, torch's Gamma), forbidden while probing. A
+# Uniform(0, 1) draw for U is fine (U does not depend on rate).
+LIBRARY_SAMPLER = ("torch.distributions.Exponential", "torch.distributions.Gamma",
+                   "torch.Tensor.exponential_", "numpy.random.exponential",
+                   "numpy.random.Generator.exponential", "numpy.random.RandomState.exponential",
+                   "numpy.random.gamma", "numpy.random.Generator.gamma",
+                   "numpy.random.RandomState.gamma", "random.expovariate", "random.gammavariate")
 
 
 @SET.question("q3", points=3, answers=["sample_exponential"],
-              title="a reparameterized Exponential sampler")
+              title="a reparameterized Exponential sampler", forbidden=LIBRARY_SAMPLER,
+              forbidden_why="A library Exponential (or Gamma) sampler is not allowed here. "
+                            "The task is to build the samples from uniform draws with the "
+                            "inverse CDF, using torch operations on `rate`.")
 def q3(sample_exponential):
     import torch
 
     if not callable(sample_exponential):
         raise Mistake("`sample_exponential` should be a function of (rate, n_samples).")
-    uses_library = bool(LIBRARY_SAMPLER.search(code_only(source_of(sample_exponential))))
     rate = torch.tensor(Q3_RATE, requires_grad=True)
     seed_all(0)
     z, error = _call(sample_exponential, rate, Q3_N)
     if error is not None:
         raise Mistake(f"`sample_exponential(rate, {Q3_N})` raised an error: {error}")
-    data = {"uses_library": uses_library, "is_tensor": isinstance(z, torch.Tensor),
+    data = {"is_tensor": isinstance(z, torch.Tensor),
             "requires_grad": bool(getattr(z, "requires_grad", False))}
     if not data["is_tensor"] or not data["requires_grad"]:
         return data
@@ -217,10 +207,6 @@ def q3(sample_exponential):
 
 @q3.judge
 def _(data):
-    if data["uses_library"]:
-        raise Mistake("Your function calls a library Exponential (or Gamma) sampler. The task "
-                      "is to build the samples from uniform draws with the inverse CDF, using "
-                      "torch operations on `rate`.")
     if not data["is_tensor"]:
         raise Mistake("Your function does not return a torch tensor (a NumPy array?), so no "
                       "gradient can flow back to `rate`. Use torch operations on `rate`.")

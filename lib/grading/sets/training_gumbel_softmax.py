@@ -82,8 +82,9 @@ def q1(st_gumbel_softmax):
     out = {}
     for j, tau in enumerate(Q1_TAUS):
         logits, gumbels, w, m = _q1_inputs(100 + j)
-        for name, loss in (("linear", lambda y, w=w: (w * y).sum()),
-                           ("nonlinear", lambda y, m=m: ((y @ m) ** 2).sum())):
+        # y.to(w.dtype): a float64 answer is right too; the loss must not fail on it
+        for name, loss in (("linear", lambda y, w=w: (w * y.to(w.dtype)).sum()),
+                           ("nonlinear", lambda y, m=m: ((y.to(m.dtype) @ m) ** 2).sum())):
             leaf = logits.clone().requires_grad_(True)
             y, err = _call(st_gumbel_softmax, leaf, tau, gumbels.clone())
             if err:
@@ -121,7 +122,8 @@ def _(data):
             if near < 1e-5:
                 raise Mistake(f"{int(not_binary.sum())} entries of your output are one-hot only "
                               f"up to rounding (off by up to {near:.1e}). The forward value must "
-                              "be exactly 0 or 1: write it as hard + (soft - soft.detach()).")
+                              "be exactly 0 or 1: take the forward value from the exact one-hot "
+                              "vector and let only the gradient come from the relaxed sample.")
             raise Mistake(f"{int(not_binary.sum())} entries of your output are not exactly 0 or "
                           "1: the forward value must be a one-hot vector.")
         ones = v.sum(1)
@@ -143,13 +145,18 @@ def _(data):
             g = data[f"grad_{name}_{j}"]
             if g is None:
                 raise Mistake("No gradient reaches the logits from your output: the one-hot "
-                              "vector alone (argmax, one_hot) is not differentiable. Add the "
-                              "relaxed sample's gradient with hard + (soft - soft.detach()).")
+                              "vector alone (argmax, one_hot) is not differentiable. The "
+                              "gradient must come from the relaxed sample while the forward "
+                              "value stays one-hot (the straight-through trick of the chapter).")
             expect_finite(g, "the gradient of your output")
             if not np.any(g):
                 raise Mistake("The gradient that reaches the logits is exactly zero: the relaxed "
                               "part of your output seems detached.")
         g = data[f"grad_linear_{j}"]
+        if _rel_err(g, -data[f"ref_linear_{j}"]) < GRAD_TOL:
+            raise Mistake(f"At tau = {tau} your gradient is exactly the NEGATIVE of the relaxed "
+                          "sample's gradient: the stop-gradient (detach) is on the wrong term, "
+                          "so the relaxed sample is subtracted instead of added.")
         if _rel_err(g, data[f"ref_linear_{j}"]) > GRAD_TOL:
             if _rel_err(g, data[f"plain_st_linear_{j}"]) < GRAD_TOL:
                 raise Mistake("Your backward pass uses softmax(logits): plain straight-through, "

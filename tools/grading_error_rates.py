@@ -1,0 +1,172 @@
+"""Measured error rates of the grader's checks (issue 14).
+
+Every right and wrong case of tests/grading_cases/ is graded under many student-side seeds: the
+case's cells run after seeding Python's, NumPy's and torch's global generators with the seed,
+and every ``seed_all(k)`` a probe makes becomes ``seed_all(k + 7919 * seed)``, so the student's
+random draws differ from run to run while the probe's inputs stay the same. The table gives, per
+question, the false-rejection rate (right cases scored 0) and the false-acceptance rate (wrong
+cases scored full), with exact (Clopper-Pearson) 95% intervals.
+
+    python -m tools.grading_error_rates --seeds 1000 --out assets/grading_error_rates.md
+
+Questions whose case takes longer than ``--max-seconds`` per run are listed as not measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import io
+import linecache
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from scipy import stats
+
+from lib.grading import get_set, list_sets, run_question
+from lib.grading import probing
+
+ROOT = Path(__file__).resolve().parents[1]
+STRIDE = 7919
+
+
+def cases_of(name: str):
+    try:
+        return importlib.import_module(f"tests.grading_cases.{name}")
+    except ModuleNotFoundError:
+        return None
+
+
+def interval(k: int, n: int) -> Tuple[float, float]:
+    """Exact two-sided 95% binomial interval for k successes in n trials."""
+    lo = 0.0 if k == 0 else float(stats.beta.ppf(0.025, k, n - k + 1))
+    hi = 1.0 if k == n else float(stats.beta.ppf(0.975, k + 1, n - k))
+    return lo, hi
+
+
+@contextlib.contextmanager
+def shifted_seeds(set_module, shift: int):
+    """Every seed_all(k) of the set's probes seeds k + shift instead."""
+    real = probing.seed_all
+    old = getattr(set_module, "seed_all", None)
+    if old is not None:
+        set_module.seed_all = lambda k: real(int(k) + shift)
+    try:
+        yield
+    finally:
+        if old is not None:
+            set_module.seed_all = old
+
+
+def run_case(name: str, question: str, source: str, preamble: str, seed: int) -> bool:
+    """Whether the case scores full points under student-side seed ``seed``."""
+    set_module = importlib.import_module(f"lib.grading.sets.{name}")
+    probing.seed_all(10_000 + seed)
+    namespace: Dict[str, object] = {"__name__": "__main__"}
+    code = preamble + source
+    filename = f"<rates-{name}-{question}-{abs(hash(source))}-{seed}>"
+    linecache.cache[filename] = (len(code), None, code.splitlines(keepends=True), filename)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            exec(compile(code, filename, "exec"), namespace)
+        except Exception:  # noqa: BLE001 - a case that fails to run scores 0
+            linecache.cache.pop(filename, None)
+            return False
+        with shifted_seeds(set_module, STRIDE * seed):
+            result = run_question(get_set(name).questions[question], namespace)
+    linecache.cache.pop(filename, None)
+    return result.passed
+
+
+def measure(seeds: int, max_seconds: float, sets: Optional[Sequence[str]] = None,
+            log=print) -> List[dict]:
+    rows = []
+    for name in sets or list_sets():
+        mod = cases_of(name)
+        if mod is None:
+            continue
+        preamble = getattr(mod, "PREAMBLE", "")
+        for q, spec in mod.CASES.items():
+            row = {"set": name, "question": q, "right_n": 0, "rejected": 0, "wrong_n": 0,
+                   "accepted": 0, "skipped": []}
+            cases = [(True, src) for src in spec.get("right", [])]
+            cases += [(False, src) for src, _ in spec.get("wrong", [])]
+            for i, (right, src) in enumerate(cases):
+                took = 0.0
+                for _ in range(2):  # the second run is timed (the first may import and warm up)
+                    start = time.monotonic()
+                    passed = run_case(name, q, src, preamble, 0)
+                    took = time.monotonic() - start
+                    if took <= max_seconds:
+                        break
+                if took > max_seconds:
+                    row["skipped"].append(f"{'right' if right else 'wrong'} case {i} "
+                                          f"({took:.1f} s/run)")
+                    continue
+                outcomes = [passed] + [run_case(name, q, src, preamble, s)
+                                       for s in range(1, seeds)]
+                if right:
+                    row["right_n"] += seeds
+                    row["rejected"] += outcomes.count(False)
+                else:
+                    row["wrong_n"] += seeds
+                    row["accepted"] += outcomes.count(True)
+            log(f"{name}.{q}: rejected {row['rejected']}/{row['right_n']}, accepted "
+                f"{row['accepted']}/{row['wrong_n']}" + (f", skipped {len(row['skipped'])}"
+                                                          if row["skipped"] else ""))
+            rows.append(row)
+    return rows
+
+
+def table(rows: List[dict], seeds: int, max_seconds: float) -> str:
+    def rate(k, n):
+        if n == 0:
+            return "not measured"
+        lo, hi = interval(k, n)
+        return f"{k}/{n} = {k / n:.2g} [{lo:.2g}, {hi:.2g}]"
+
+    lines = [
+        "# Measured error rates of the grader's checks",
+        "",
+        f"Generated by `make grading-error-rates` with **{seeds} student-side seeds** per case "
+        "(tools/grading_error_rates.py). Each right and wrong case of tests/grading_cases/ is "
+        "graded once per seed: its cells run after seeding the global generators with the "
+        "seed, and each probe's seed_all(k) becomes seed_all(k + 7919 seed). False rejection: "
+        "right cases scored 0; false acceptance: wrong cases scored full. Intervals: exact "
+        "95% (Clopper-Pearson). Target: false rejection <= 1e-3 per question, false "
+        "acceptance 0.",
+        "",
+        f"Cases slower than {max_seconds:g} s per run are not measured (listed).",
+        "",
+        "| set | question | false rejection | false acceptance | not measured |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['set']} | {r['question']} | {rate(r['rejected'], r['right_n'])} | "
+                     f"{rate(r['accepted'], r['wrong_n'])} | {'; '.join(r['skipped'])} |")
+    worst_fr = max((r["rejected"] / r["right_n"] for r in rows if r["right_n"]), default=0.0)
+    worst_fa = max((r["accepted"] / r["wrong_n"] for r in rows if r["wrong_n"]), default=0.0)
+    lines += ["", f"Worst false rejection: {worst_fr:.2g}. Worst false acceptance: "
+              f"{worst_fa:.2g}.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=1000)
+    parser.add_argument("--max-seconds", type=float, default=2.0)
+    parser.add_argument("--set", action="append", dest="sets")
+    parser.add_argument("--out", default=str(ROOT / "assets" / "grading_error_rates.md"))
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    rows = measure(args.seeds, args.max_seconds, args.sets)
+    Path(args.out).write_text(table(rows, args.seeds, args.max_seconds))
+    print(f"written: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
