@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import linecache
+import re
 import time
 
 import pytest
@@ -64,6 +65,14 @@ def in_notebook(name, cells, tag):
             for q, question in get_set(name).questions.items()}
 
 
+def _hint(message):
+    """The hint with its numbers masked. A wrong answer that draws its own unseeded noise (for
+    example torch.rand_like instead of the gumbels passed in) is caught in both places with the
+    same points and the same words, but the count it prints ("in 925 of 2000 rows") depends on
+    the kernel's random state, which a notebook and a fresh grading process do not share."""
+    return re.sub(r"\d+(\.\d+)?(e-?\d+)?", "#", message)
+
+
 @pytest.mark.slow
 def test_every_case_gets_the_same_verdict_in_the_notebook_and_in_the_batch(tmp_path):
     start = time.monotonic()
@@ -88,7 +97,7 @@ def test_every_case_gets_the_same_verdict_in_the_notebook_and_in_the_batch(tmp_p
     differ = []
     for key, want in expected.items():
         got = batch.get(key)
-        if got is None or (got.points, got.message) != (want.points, want.message):
+        if got is None or (got.points, _hint(got.message)) != (want.points, _hint(want.message)):
             differ.append(f"{where[key]}: notebook {want.points:g} {want.message[:120]!r} / "
                           f"batch {getattr(got, 'points', None)} "
                           f"{getattr(got, 'message', '')[:120]!r}")

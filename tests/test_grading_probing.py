@@ -51,11 +51,13 @@ def test_allowed_calls_pass_and_watched_calls_are_seen():
 def test_categorical_vae_q2_same_verdict_under_float64_default():
     """Issue 14: the probe and the judge built the q2 model under different default dtypes (the
     notebook's float64, the batch's float32), so a right answer passed in one and failed in the
-    other. Both now run pinned: the probe data is the same whatever the notebook's default."""
+    other. The probe records the notebook's dtype and the judge is pinned to it, so the verdict
+    on float64 probe data is the same whether the judge runs in the notebook (float64 default)
+    or in the batch grader's process (float32 default), and a float32 notebook passes too."""
     import torch
 
     from lib.grading import get_set, run_question
-    from lib.grading.core import collect
+    from lib.grading.core import collect, decide
     from tests.grading_cases import categorical_vae as cases
 
     namespace = {}
@@ -65,9 +67,13 @@ def test_categorical_vae_q2_same_verdict_under_float64_default():
     try:
         torch.set_default_dtype(torch.float64)
         data64 = collect(question, namespace)
+        assert data64["__dtype__"] == "torch.float64"
         assert run_question(question, namespace).passed
     finally:
         torch.set_default_dtype(before)
+    assert before == torch.float32
+    assert decide(question, data64).passed  # the batch grader's judge, under float32
+    assert torch.get_default_dtype() == before
     data32 = collect(question, namespace)
-    np.testing.assert_array_equal(data64["many"], data32["many"])
+    assert data32["__dtype__"] == "torch.float32" and decide(question, data32).passed
     assert torch.get_default_dtype() == before
