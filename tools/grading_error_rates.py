@@ -26,8 +26,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from scipy import stats
 
-from lib.grading import get_set, list_sets, run_question
-from lib.grading import probing
+from lib.grading import get_set, list_sets, probing, run_question
 
 ROOT = Path(__file__).resolve().parents[1]
 STRIDE = 7919
