@@ -9,21 +9,24 @@ SUBMISSIONS ?= submissions
 GRADES ?= grades.csv
 JOBS ?= 1
 
-.PHONY: help install book student-book test lint unit nbval exercises check-exercises \
+.PHONY: help install book student-book pdf test lint unit nbval exercises check-exercises \
         sync-setup grade autograder lab bench timings gpu-smoke clean constraints browser-deps \
-        sandbox-deps nbval-matrix nbval-portable grading-error-rates
+        pdf-deps sandbox-deps nbval-matrix nbval-portable grading-error-rates
 
 help:
 	@echo "make install         create .venv and install the pinned versions (other targets do it too)"
 	@echo "make book            build the HTML book into _build/html"
 	@echo "make student-book    build the book without the solutions part"
-	@echo "make test            lint, browser-deps, book, unit tests, strict nbval on two CPU paths"
+	@echo "make pdf             build the book, then print it to one PDF: _build/pdf/book.pdf"
+	@echo "make test            lint, browser-deps, pdf-deps, book, unit tests (which build and check"
+	@echo "                     the PDF), strict nbval on two CPU paths"
 	@echo "make lint            ruff on lib, tests and tools"
 	@echo "make unit            the pytest suite (tests/)"
 	@echo "make nbval           re-run chapters and solutions, compare with their stored outputs"
 	@echo "make nbval-matrix    strict nbval under every CPU code path this machine offers"
 	@echo "make nbval-portable  strict nbval under the portable CPU code paths (part of make test)"
 	@echo "make browser-deps    install Chromium for the browser test where root (else skip)"
+	@echo "make pdf-deps        install poppler-utils (pdftoppm, pdftotext) for the PDF test where root"
 	@echo "make sandbox-deps    install bubblewrap for the grader's sandbox where root (else skip)"
 	@echo "make lab             open the notebooks in JupyterLab"
 	@echo "make exercises       regenerate exercises/ from solutions/"
@@ -51,6 +54,12 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
 	@echo
 	@echo "The book is built. Open: $(CURDIR)/_build/html/index.html"
+
+# The PDF edition: every page of _toc.yml printed by headless Chromium once MathJax has typeset
+# it, merged by pypdf behind a title page and a table of contents (tools/pdf.py).
+pdf: browser-deps book
+	$(BIN)/python -m tools.pdf
+	@echo "The PDF edition: $(CURDIR)/_build/pdf/book.pdf"
 
 student-book: $(STAMP)
 	mkdir -p _build
@@ -81,7 +90,7 @@ nbval-matrix: $(STAMP)
 nbval-portable: $(STAMP)
 	$(BIN)/python -m tools.nbval_matrix --only portable
 
-test: lint browser-deps sandbox-deps book unit nbval nbval-portable
+test: lint browser-deps pdf-deps sandbox-deps book unit nbval nbval-portable
 	@echo "make test: all passed"
 
 # Chromium for the browser test (tests/test_browser.py). Installed with apt where we are root
@@ -92,6 +101,17 @@ browser-deps:
 	    echo "Installing Chromium (Debian package) for the browser test..."; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "Chromium not found and not root: the browser test will be skipped."; fi
+
+# poppler-utils (pdftoppm, pdftotext, pdfinfo) for the PDF test (tests/test_pdf.py), which
+# builds the PDF edition when `make pdf` has not. Installed with apt where we are root (CI);
+# elsewhere the PDF test skips with a message unless poppler-utils is already there.
+pdf-deps: browser-deps
+	@if command -v pdftoppm >/dev/null 2>&1 && command -v pdftotext >/dev/null 2>&1 && \
+	    command -v pdfinfo >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing poppler-utils (Debian package) for the PDF test..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null; \
+	else echo "pdftoppm not found and not root: the PDF test will be skipped."; fi
 
 # bubblewrap, the grader's sandbox (lib/grading/isolation.py). Installed with apt where we are
 # root; elsewhere the grader falls back to a weaker layer and says which one ran.
