@@ -8,8 +8,8 @@ the links between pages land on the right page; the navigation is not printed.
 
 It reads _build/pdf, which `make pdf` writes; where that is missing or older than the HTML of
 _build/html (which `make book`, run by `make test` before pytest, writes) it builds it first
-(about a minute of two cores). It skips with a message where Chromium, poppler-utils or the built
-book is missing, except on CI, where it fails.
+(about a minute of two cores' CPU time). It skips with a message where the built book,
+poppler-utils or (when the PDF must be built) Chromium is missing, except on CI, where it fails.
 """
 
 from __future__ import annotations
@@ -75,11 +75,12 @@ def _norm(text: str) -> str:
 def book():
     """(manifest, text of each page of book.pdf), building the PDF where it is stale."""
     _require(HTML.joinpath("index.html").exists(), "no built book: run `make book` first")
-    _require(shutil.which("chromium") is not None or shutil.which("chromium-browser") is not None,
-             "Chromium is not installed (Debian package `chromium`: make browser-deps)")
     _require(all(shutil.which(t) for t in ("pdftoppm", "pdftotext", "pdfinfo")),
              "poppler-utils is not installed (pdftoppm, pdftotext: make pdf-deps)")
     if not _fresh():
+        _require(shutil.which("chromium") is not None
+                 or shutil.which("chromium-browser") is not None,
+                 "Chromium is not installed (Debian package `chromium`: make browser-deps)")
         pdf.build(HTML, OUT, log=lambda message: None)
     manifest = json.loads((OUT / "manifest.json").read_text())
     text = subprocess.run(["pdftotext", "-enc", "UTF-8", str(OUT / "book.pdf"), "-"],
