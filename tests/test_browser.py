@@ -98,6 +98,9 @@ TYPESET_JS = """async () => {
                                                    i.getAttribute('src')]),
     links: Array.from(document.querySelectorAll('a[href]')).map(a => a.getAttribute('href')),
     widgets: document.querySelectorAll('.jupyter-widgets, .widget-area').length,
+    scrolled: Array.from(document.querySelectorAll('div.cell_input pre'))
+        .filter(p => p.scrollWidth > p.clientWidth + 1)
+        .map(p => p.innerText.split('\\n').reduce((a, b) => a.length >= b.length ? a : b, '')),
     emptyWidgets: Array.from(document.querySelectorAll(
         'script[type="application/vnd.jupyter.widget-view+json"]')).length,
   };
@@ -135,6 +138,8 @@ def test_page(browser, site, page_name):
     assert not undescribed, (f"images without a description on {page_name} (give the cell "
                              'metadata {"mystnb": {"image": {"alt": "..."}}}): '
                              + "; ".join(undescribed))
+    assert not info["scrolled"], ("code cells whose lines are hidden off to the right (longest "
+                                  f"line shown): {info['scrolled']}")
     assert info["emptyWidgets"] == 0, "a widget view without its JavaScript shows an empty box"
 
     bad_links = [h for h in info["links"] if not _internal_link_ok(url, h)]
