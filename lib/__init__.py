@@ -6,6 +6,8 @@ Modules, one concept each:
 - :mod:`lib.relaxed`: Gumbel-softmax (Concrete), the relaxed Bernoulli, tempered sampling.
 - :mod:`lib.temperature`: the temperature experiment and total-variation distances.
 - :mod:`lib.widgets`: the interactive temperature explorer (ipywidgets 7 and 8).
+- :mod:`lib.interactive`: figures that stay interactive in the static web book (data from
+  ``lib``, drawn by the book's ``_static/book_interactive.js``).
 - :mod:`lib.structured`: perturb-and-MAP over structures, ordered draws without replacement.
 - :mod:`lib.estimators`: straight-through, REINFORCE, baselines, exact gradients by enumeration.
 - :mod:`lib.schedules`: temperature annealing.

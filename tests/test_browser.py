@@ -1,7 +1,9 @@
 """The built book as a reader meets it: every page of _toc.yml opened in headless Chromium.
 
 For every page: no console errors or failed requests; every formula typeset by the bundled
-MathJax (no raw TeX left); every image loaded; every internal link resolving; on notebook pages,
+MathJax (no raw TeX left); every image loaded and described by its alt text (not empty, not
+matplotlib's ``<Figure size ...>`` repr, not the file name Sphinx puts there when a notebook
+cell has no ``mystnb.image.alt`` metadata); every internal link resolving; on notebook pages,
 Colab and Binder launch links pointing at that notebook on branch ``main`` of the repository set
 in _config.yml; no empty widget boxes. A screenshot of each page goes to _build/screenshots/.
 
@@ -92,9 +94,13 @@ TYPESET_JS = """async () => {
     mathjax: !!(window.MathJax && MathJax.startup),
     formulas: document.querySelectorAll('mjx-container').length,
     images: Array.from(document.images).map(i => [i.currentSrc || i.src, i.complete,
-                                                   i.naturalWidth]),
+                                                   i.naturalWidth, i.getAttribute('alt'),
+                                                   i.getAttribute('src')]),
     links: Array.from(document.querySelectorAll('a[href]')).map(a => a.getAttribute('href')),
     widgets: document.querySelectorAll('.jupyter-widgets, .widget-area').length,
+    scrolled: Array.from(document.querySelectorAll('div.cell_input pre'))
+        .filter(p => p.scrollWidth > p.clientWidth + 1)
+        .map(p => p.innerText.split('\\n').reduce((a, b) => a.length >= b.length ? a : b, '')),
     emptyWidgets: Array.from(document.querySelectorAll(
         'script[type="application/vnd.jupyter.widget-view+json"]')).length,
   };
@@ -125,8 +131,15 @@ def test_page(browser, site, page_name):
     assert not raw, f"untypeset TeX {raw} on {page_name}"
     if "$" in _source_text(page_name):
         assert info["mathjax"] and info["formulas"] > 0, f"no typeset formula on {page_name}"
-    broken = [src for src, complete, width in info["images"] if not complete or width == 0]
+    broken = [src for src, complete, width, *_ in info["images"] if not complete or width == 0]
     assert not broken, f"images that did not load: {broken}"
+    undescribed = [f"{src}: alt={alt!r}" for src, _, _, alt, attr in info["images"]
+                   if not _describes(alt, attr)]
+    assert not undescribed, (f"images without a description on {page_name} (give the cell "
+                             'metadata {"mystnb": {"image": {"alt": "..."}}}): '
+                             + "; ".join(undescribed))
+    assert not info["scrolled"], ("code cells whose lines are hidden off to the right (longest "
+                                  f"line shown): {info['scrolled']}")
     assert info["emptyWidgets"] == 0, "a widget view without its JavaScript shows an empty box"
 
     bad_links = [h for h in info["links"] if not _internal_link_ok(url, h)]
@@ -140,6 +153,15 @@ def test_page(browser, site, page_name):
                   f"?urlpath=tree/{page_name}.ipynb")
         assert colab in info["links"], f"no Colab link {colab}"
         assert binder in info["links"], f"no Binder link {binder}"
+
+
+def _describes(alt: str | None, src: str | None) -> bool:
+    """Whether an <img>'s alt text is a description, not missing or one of the defaults."""
+    alt = (alt or "").strip()
+    if not alt or alt.startswith("<Figure"):
+        return False  # missing, empty, or matplotlib's repr
+    # Sphinx writes the image's own path when a notebook cell gives no alt text
+    return alt != (src or "") and not re.search(r"\.(png|jpe?g|gif|svg)$", alt, re.I)
 
 
 def _source_text(page_name: str) -> str:

@@ -6,7 +6,7 @@ import importlib
 import pytest
 
 CORE_MODULES = ["lib.gumbel", "lib.relaxed", "lib.estimators", "lib.schedules", "lib.utils",
-                "lib.compare", "lib.rng"]
+                "lib.compare", "lib.rng", "lib.interactive"]
 
 
 @pytest.mark.parametrize("name", CORE_MODULES)

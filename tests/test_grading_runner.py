@@ -72,7 +72,9 @@ def test_an_infinite_loop_is_interrupted_by_the_cell_time_limit(tmp_path):
 def test_a_loop_that_swallows_the_time_limit_is_killed_skipped_and_rerun(tmp_path):
     hang = ("while True:\n    try:\n        while True:\n            pass\n"
             "    except BaseException:\n        pass")
-    sub = grade(tmp_path, notebook(RIGHT_Q1, hang), timeout=15, cell_timeout=2)
+    # The cell limit (2 s) is what is tested; the notebook limit leaves room for two kernel
+    # starts on a loaded machine.
+    sub = grade(tmp_path, notebook(RIGHT_Q1, hang), timeout=60, cell_timeout=2)
     assert q1(sub).passed
     assert sub.status == "ok after skipping cell 3"
 

@@ -5,9 +5,14 @@
   and the browser reports "Identifier 'THEBE_JS_URL' has already been declared". Identical
   scripts are kept once.
 - The page's default colour mode is set (light), which the theme's script expects.
+- ``static/book.css``: the book's own style rules (code cells wrap long lines).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
+
+STATIC = Path(__file__).resolve().parent / "static"
 
 
 def _dedupe_scripts(app, pagename, templatename, context, doctree):  # noqa: ARG001
@@ -34,7 +39,13 @@ def _default_mode(app, pagename, templatename, context, doctree):  # noqa: ARG00
         context["default_mode"] = "light"
 
 
+def _add_static(app):
+    app.config.html_static_path.append(str(STATIC))
+
+
 def setup(app):
+    app.connect("builder-inited", _add_static)
+    app.add_css_file("book.css")
     app.connect("html-page-context", _dedupe_scripts)
     app.connect("html-page-context", _default_mode, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
