@@ -207,3 +207,32 @@ def test_estimator_playground_responds_to_every_control(browser, site):  # noqa:
     assert "bi-hidden" in figure.locator('tr[data-estimator="reinforce"]').get_attribute("class")
     assert json.dumps(data["cells"][1][exp_index]["exact"])  # the data stayed parseable
     reader.close("interactive_estimators.png")
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("kind", sorted(PAGES))
+def test_figures_work_from_the_html_opened_from_disk(browser, site, kind):  # noqa: F811
+    """A reader who opens _build/html/...html from disk (file://) gets the same figure: the
+    script and its data are the book's own files, found by relative paths."""
+    from tests.test_browser import HTML
+
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
+            if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
+    page.goto((HTML / f"{PAGES[kind]}.html").as_uri(), wait_until="load")
+    figure = page.locator(f'.book-interactive[data-kind="{kind}"]')
+    page.wait_for_function(
+        f"""() => document.querySelector('.book-interactive[data-kind="{kind}"]')
+                   .getAttribute('data-ready') === 'true'""", timeout=15_000)
+    before = figure.evaluate(STATE_JS)
+    assert before["fallbackHidden"], "the fallback text still shows: the script did not run"
+    slider = figure.get_by_role("slider").first
+    slider.focus()
+    page.keyboard.press("ArrowLeft")
+    after = figure.evaluate(STATE_JS)
+    assert after["svg"] != before["svg"]
+    page.close()
+    assert not problems, "\n".join(problems)
