@@ -19,7 +19,7 @@ from urllib.parse import urljoin, urlparse
 
 import pytest
 
-from tests.test_browser import SHOTS, browser, site  # noqa: F401  (fixtures)
+from tests.test_browser import HTML, SHOTS, browser, site  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.xdist_group("browser")
 
@@ -38,7 +38,7 @@ STATE_JS = """root => ({
 class Reader:
     """A page opened in Chromium, with every console error and request it caused."""
 
-    def __init__(self, browser, site, kind):  # noqa: F811
+    def __init__(self, browser, site, kind, from_disk=False):  # noqa: F811
         self.page = browser.new_page(viewport={"width": 1280, "height": 1000})
         self.problems: list[str] = []
         self.requests: list[str] = []
@@ -47,9 +47,12 @@ class Reader:
         self.page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
         self.page.on("requestfailed", lambda r: self.problems.append(f"failed: {r.url}"))
         self.page.on("request", lambda r: self.requests.append(r.url))
-        url = urljoin(site, f"{PAGES[kind]}.html")
-        response = self.page.goto(url, wait_until="networkidle")
-        assert response is not None and response.ok, f"{url} did not load"
+        if from_disk:  # file://: the page, its script and its data are the book's own files
+            self.page.goto((HTML / f"{PAGES[kind]}.html").as_uri(), wait_until="load")
+        else:
+            url = urljoin(site, f"{PAGES[kind]}.html")
+            response = self.page.goto(url, wait_until="networkidle")
+            assert response is not None and response.ok, f"{url} did not load"
         self.figure = self.page.locator(f'.book-interactive[data-kind="{kind}"]')
         self.figure.wait_for(state="visible")
         self.page.wait_for_function(
@@ -64,8 +67,8 @@ class Reader:
         self.figure.screenshot(path=str(SHOTS / shot))
         self.page.close()
         assert not self.problems, "\n".join(self.problems)
-        outside = [u for u in self.requests
-                   if not u.startswith(("data:", "blob:")) and urlparse(u).hostname != "127.0.0.1"]
+        outside = [u for u in self.requests if not u.startswith(("data:", "blob:", "file:"))
+                   and urlparse(u).hostname != "127.0.0.1"]
         assert not outside, f"requests outside 127.0.0.1: {outside}"
 
 
@@ -214,25 +217,10 @@ def test_estimator_playground_responds_to_every_control(browser, site):  # noqa:
 def test_figures_work_from_the_html_opened_from_disk(browser, site, kind):  # noqa: F811
     """A reader who opens _build/html/...html from disk (file://) gets the same figure: the
     script and its data are the book's own files, found by relative paths."""
-    from tests.test_browser import HTML
-
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
-            if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
-    page.goto((HTML / f"{PAGES[kind]}.html").as_uri(), wait_until="load")
-    figure = page.locator(f'.book-interactive[data-kind="{kind}"]')
-    page.wait_for_function(
-        f"""() => document.querySelector('.book-interactive[data-kind="{kind}"]')
-                   .getAttribute('data-ready') === 'true'""", timeout=15_000)
-    before = figure.evaluate(STATE_JS)
+    reader = Reader(browser, site, kind, from_disk=True)
+    before = reader.state()
     assert before["fallbackHidden"], "the fallback text still shows: the script did not run"
-    slider = figure.get_by_role("slider").first
-    slider.focus()
-    page.keyboard.press("ArrowLeft")
-    after = figure.evaluate(STATE_JS)
-    assert after["svg"] != before["svg"]
-    page.close()
-    assert not problems, "\n".join(problems)
+    reader.figure.get_by_role("slider").first.focus()
+    reader.page.keyboard.press("ArrowLeft")
+    assert reader.state()["svg"] != before["svg"]
+    reader.close(f"interactive_{kind}_from_disk.png")
