@@ -34,9 +34,11 @@ import functools
 import html
 import http.server
 import json
+import os
 import re
 import shutil
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -480,7 +482,7 @@ async def _print_all(base, entries, chromium, pages_dir, out_dir, title, author,
                     info = await print_page(browser, f"{base}{name}.html", pdf, names)
                 count = page_count(pdf)
                 book[number] = {"file": name, "part": part, "title": info["title"],
-                                "pdf": pdf.relative_to(out_dir).as_posix(), "pages": count,
+                                "pdf": f"pages/{pdf.name}", "pages": count,
                                 "sections": info["sections"], "images": info["images"],
                                 "formulas": info["formulas"], "links": info["counts"]}
                 log(f"  {name}: {count} pages, {info['formulas']} formulas, "
@@ -529,10 +531,10 @@ def build(html_dir: Path = ROOT / "_build" / "html", out_dir: Path = ROOT / "_bu
         raise BuildError(f"pages of _toc.yml missing from {html_dir}: {missing}")
     cfg = config.read_text()
     title, author = config_value("title", cfg), config_value("author", cfg)
-    pages_dir = out_dir / "pages"
-    if pages_dir.exists():
-        shutil.rmtree(pages_dir)
-    pages_dir.mkdir(parents=True)
+    # The pages are printed into a private folder and moved to out_dir/pages at the end, so a
+    # build running beside this one (make pdf while the test builds) cannot delete them midway.
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pages_dir = Path(tempfile.mkdtemp(prefix=".pages-", dir=out_dir))
 
     started = time.monotonic()
     repo, branch = repository()
@@ -540,31 +542,43 @@ def build(html_dir: Path = ROOT / "_build" / "html", out_dir: Path = ROOT / "_bu
             f"package <code>lib</code> are in the repository<br>"
             f'<a href="{html.escape(repo)}">{html.escape(repo)}</a> (branch '
             f"{html.escape(branch)}).<br>Text: CC BY 4.0. Code: MIT.")
-    with serve(html_dir) as base:
-        book, front_pages = asyncio.run(_print_all(
-            base, entries, chromium, pages_dir, out_dir, title, author, note, jobs,
-            lambda msg: log(f"{msg} ({time.monotonic() - started:.0f} s)")))
-    front_pdf, overlay = pages_dir / "front.pdf", pages_dir / "footers.pdf"
+    try:
+        with serve(html_dir) as base:
+            book, front_pages = asyncio.run(_print_all(
+                base, entries, chromium, pages_dir, out_dir, title, author, note, jobs,
+                lambda msg: log(f"{msg} ({time.monotonic() - started:.0f} s)")))
+        front_pdf, overlay = pages_dir / "front.pdf", pages_dir / "footers.pdf"
 
-    outline: List[dict] = []
-    for e in book:
-        if outline and outline[-1]["part"] == e["part"] and e["part"] is not None:
-            outline[-1]["children"].append(e)
-        else:
-            outline.append({"part": e["part"], "children": [e]})
-    outline.insert(0, {"part": None, "children": [{"file": "front", "title": "Contents"}]})
-    pdf = out_dir / "book.pdf"
-    links = merge([("front", front_pdf)] + [(e["file"], out_dir / e["pdf"]) for e in book],
-                  overlay, pdf, outline,
-                  {"/Title": title, "/Author": author, "/Creator": "tools/pdf.py (Chromium)"})
+        outline: List[dict] = []
+        for e in book:
+            if outline and outline[-1]["part"] == e["part"] and e["part"] is not None:
+                outline[-1]["children"].append(e)
+            else:
+                outline.append({"part": e["part"], "children": [e]})
+        outline.insert(0, {"part": None, "children": [{"file": "front", "title": "Contents"}]})
+        pdf = out_dir / "book.pdf"
+        part = out_dir / f".book-{os.getpid()}.pdf"
+        links = merge([("front", front_pdf)] + [(e["file"], pages_dir / Path(e["pdf"]).name)
+                                                for e in book],
+                      overlay, part, outline,
+                      {"/Title": title, "/Author": author, "/Creator": "tools/pdf.py (Chromium)"})
+        os.replace(part, pdf)
+        final = out_dir / "pages"
+        shutil.rmtree(final, ignore_errors=True)
+        pages_dir.rename(final)
+    except BaseException:
+        shutil.rmtree(pages_dir, ignore_errors=True)
+        raise
     manifest = {
         "pdf": "book.pdf", "pages": page_count(pdf),
-        "front": {"pdf": front_pdf.relative_to(out_dir).as_posix(), "pages": front_pages},
+        "front": {"pdf": "pages/front.pdf", "pages": front_pages},
         "entries": [{k: e[k] for k in ("file", "part", "title", "pdf", "first_page", "pages",
                                        "images", "formulas", "links")} for e in book],
         "links": links, "seconds": round(time.monotonic() - started, 1),
     }
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    part = out_dir / f".manifest-{os.getpid()}.json"
+    part.write_text(json.dumps(manifest, indent=1) + "\n")
+    os.replace(part, out_dir / "manifest.json")
     return manifest
 
 
