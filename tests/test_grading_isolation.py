@@ -336,9 +336,15 @@ def test_memory_processes_file_size_and_cpu_are_limited(tmp_path):
 
 
 def test_nothing_of_the_grader_leaks_into_feedback(tmp_path, monkeypatch):
+    from lib.grading import get_set
     from lib.grading.sets import load_extra
 
     monkeypatch.setenv("GRADER_SECRET_TOKEN", "hunter2-do-not-leak")
+    # load_extra registers the hidden question in this process's gumbel_max set; give the set
+    # a copy to register into, so that the tests that run after this one in the same worker
+    # see the public set (CI failed when they graded the solution against the hidden question).
+    gumbel = get_set("gumbel_max")
+    monkeypatch.setattr(gumbel, "questions", dict(gumbel.questions))
     load_extra(HIDDEN)
     leak = (
         "import os, glob, inspect\n"
@@ -367,6 +373,14 @@ def test_nothing_of_the_grader_leaks_into_feedback(tmp_path, monkeypatch):
     assert "BEGIN SOLUTION" not in feedback  # the solutions folder
     assert "P(G > 8)" not in feedback and "def probe" not in feedback  # the hidden checks
     assert "def _" not in feedback  # no judge's source
+    assert "q1_tail" in gumbel.questions  # the hidden check was loaded and graded
+
+
+def test_the_public_sets_hold_no_hidden_question():
+    """Run after the test above in one process, this fails if the hidden check leaked."""
+    from lib.grading import get_set
+
+    assert not any(q.hidden for q in get_set("gumbel_max").questions.values())
 
 
 def test_the_isolation_layer_is_reported(tmp_path):
