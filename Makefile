@@ -33,7 +33,7 @@ help:
 	@echo "make check-exercises fail if exercises/ is out of date with solutions/"
 	@echo "make sync-setup      rewrite every notebook's set-up cell (cell 0) from _config.yml"
 	@echo "make grade SUBMISSIONS=folder [JOBS=n]   grade every notebook in folder -> $(GRADES)"
-	@echo "make grading-error-rates [SEEDS=n]   false-rejection/acceptance of each check -> assets/grading_error_rates.md"
+	@echo "make grading-error-rates [SEEDS=n] [JOBS=n] [RATES_BUDGET=s]   false-rejection/acceptance of each check -> assets/grading_error_rates.md"
 	@echo "make autograder [SET=name]   Gradescope autograder zips (_build/autograder/<set>.zip)"
 	@echo "make bench           lib vs PyTorch benchmark -> assets/benchmark.md, then notebook times"
 	@echo "make timings         run every notebook (nothing saved) -> assets/notebook_times.md"
@@ -138,9 +138,13 @@ grade: $(STAMP) sandbox-deps
 
 # Each check on every right and wrong case of tests/grading_cases/ under SEEDS student-side
 # seeds (default 1000; hours on 2 cores): per-question error rates with binomial intervals.
+# JOBS questions run at a time; RATES_BUDGET=s caps each question's runs at about s seconds
+# (slow questions then get fewer seeds, at least 100, and the table says how many).
 SEEDS ?= 1000
+RATES_BUDGET ?= inf
 grading-error-rates: $(STAMP)
-	nice $(BIN)/python -m tools.grading_error_rates --seeds $(SEEDS) --out assets/grading_error_rates.md
+	nice $(BIN)/python -m tools.grading_error_rates --seeds $(SEEDS) --jobs $(JOBS) \
+	    --budget $(RATES_BUDGET) --out assets/grading_error_rates.md
 
 # One zip per exercise set (a Gradescope assignment grades one set): SET=name builds only that
 # one, as _build/autograder/<set>.zip.

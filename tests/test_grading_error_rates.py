@@ -22,3 +22,15 @@ def test_small_seed_error_rates_of_two_sets():
         assert r["accepted"] == 0, f"{r['set']}.{r['question']}: a wrong case was accepted"
     text = table(rows, 3, 5.0)
     assert "3 student-side seeds" in text and "| reinforce | q1 |" in text
+
+
+def test_a_slow_question_gets_fewer_seeds_within_its_budget_and_the_table_says_so():
+    from tools.grading_error_rates import measure_question
+
+    row = measure_question("reinforce", "q1", seeds=40, max_seconds=5.0, budget=1e-9,
+                           min_seeds=4)
+    assert row["seeds"] == 4 and row["right_n"] % 4 == 0 and row["right_n"] > 0
+    fast = measure_question("reinforce", "q1", seeds=2, max_seconds=5.0, budget=1e-9,
+                            min_seeds=4)
+    assert fast["seeds"] == 2  # never more seeds than asked for
+    assert "| reinforce | q1 | 4 |" in table([row], 40, 5.0)

@@ -80,44 +80,82 @@ def run_case(name: str, question: str, source: str, preamble: str, seed: int) ->
     return result.passed
 
 
-def measure(seeds: int, max_seconds: float, sets: Optional[Sequence[str]] = None,
-            log=print) -> List[dict]:
-    rows = []
-    for name in sets or list_sets():
-        mod = cases_of(name)
-        if mod is None:
+def _cases(name: str, question: str) -> List[Tuple[bool, str]]:
+    spec = cases_of(name).CASES[question]
+    return [(True, src) for src in spec.get("right", [])] + [
+        (False, src) for src, _ in spec.get("wrong", [])]
+
+
+def measure_question(name: str, question: str, seeds: int, max_seconds: float,
+                     budget: float = float("inf"), min_seeds: int = 100) -> dict:
+    """Grade every case of one question under ``n`` seeds and count the wrong verdicts.
+
+    ``n`` is ``seeds``, or fewer where ``n`` runs of all the question's cases would take more
+    than ``budget`` seconds (never fewer than ``min_seeds``); the row records the ``n`` used.
+    """
+    preamble = getattr(cases_of(name), "PREAMBLE", "")
+    row = {"set": name, "question": question, "seeds": seeds, "right_n": 0, "rejected": 0,
+           "wrong_n": 0, "accepted": 0, "skipped": []}
+    cases = _cases(name, question)
+    kept, first, per_seed = [], [], 0.0
+    for i, (right, src) in enumerate(cases):
+        took = 0.0
+        for _ in range(2):  # the second run is timed (the first may import and warm up)
+            start = time.monotonic()
+            passed = run_case(name, question, src, preamble, 0)
+            took = time.monotonic() - start
+            if took <= max_seconds:
+                break
+        if took > max_seconds:
+            row["skipped"].append(f"{'right' if right else 'wrong'} case {i} "
+                                  f"({took:.1f} s/run)")
             continue
-        preamble = getattr(mod, "PREAMBLE", "")
-        for q, spec in mod.CASES.items():
-            row = {"set": name, "question": q, "right_n": 0, "rejected": 0, "wrong_n": 0,
-                   "accepted": 0, "skipped": []}
-            cases = [(True, src) for src in spec.get("right", [])]
-            cases += [(False, src) for src, _ in spec.get("wrong", [])]
-            for i, (right, src) in enumerate(cases):
-                took = 0.0
-                for _ in range(2):  # the second run is timed (the first may import and warm up)
-                    start = time.monotonic()
-                    passed = run_case(name, q, src, preamble, 0)
-                    took = time.monotonic() - start
-                    if took <= max_seconds:
-                        break
-                if took > max_seconds:
-                    row["skipped"].append(f"{'right' if right else 'wrong'} case {i} "
-                                          f"({took:.1f} s/run)")
-                    continue
-                outcomes = [passed] + [run_case(name, q, src, preamble, s)
-                                       for s in range(1, seeds)]
-                if right:
-                    row["right_n"] += seeds
-                    row["rejected"] += outcomes.count(False)
-                else:
-                    row["wrong_n"] += seeds
-                    row["accepted"] += outcomes.count(True)
-            log(f"{name}.{q}: rejected {row['rejected']}/{row['right_n']}, accepted "
-                f"{row['accepted']}/{row['wrong_n']}" + (f", skipped {len(row['skipped'])}"
-                                                          if row["skipped"] else ""))
-            rows.append(row)
-    return rows
+        kept.append((right, src))
+        first.append(passed)
+        per_seed += took
+    if per_seed * seeds > budget:
+        row["seeds"] = min(seeds, max(min_seeds, int(budget / per_seed)))
+    for (right, src), passed in zip(kept, first):
+        outcomes = [passed] + [run_case(name, question, src, preamble, s)
+                               for s in range(1, row["seeds"])]
+        if right:
+            row["right_n"] += row["seeds"]
+            row["rejected"] += outcomes.count(False)
+        else:
+            row["wrong_n"] += row["seeds"]
+            row["accepted"] += outcomes.count(True)
+    return row
+
+
+def _measure_one(args) -> dict:
+    return measure_question(*args)
+
+
+def measure(seeds: int, max_seconds: float, sets: Optional[Sequence[str]] = None,
+            log=print, jobs: int = 1, budget: float = float("inf")) -> List[dict]:
+    """One row per question of ``sets`` (default all); ``jobs`` questions run at a time."""
+    units = [(name, q, seeds, max_seconds, budget) for name in sets or list_sets()
+             if cases_of(name) is not None for q in cases_of(name).CASES]
+    rows = {}
+
+    def record(row):
+        rows[row["set"], row["question"]] = row
+        log(f"{row['set']}.{row['question']} ({row['seeds']} seeds): rejected "
+            f"{row['rejected']}/{row['right_n']}, accepted {row['accepted']}/{row['wrong_n']}"
+            + (f", skipped {len(row['skipped'])}" if row["skipped"] else ""))
+
+    if jobs <= 1:
+        for unit in units:
+            record(_measure_one(unit))
+    else:
+        import multiprocessing
+
+        # Each question in its own fresh process (spawn): no state of one question's cases
+        # (patched modules, global seeds, threads) reaches another's.
+        with multiprocessing.get_context("spawn").Pool(jobs, maxtasksperchild=1) as pool:
+            for row in pool.imap_unordered(_measure_one, units):
+                record(row)
+    return [rows[u[0], u[1]] for u in units]
 
 
 def table(rows: List[dict], seeds: int, max_seconds: float) -> str:
@@ -131,7 +169,8 @@ def table(rows: List[dict], seeds: int, max_seconds: float) -> str:
         "# Measured error rates of the grader's checks",
         "",
         f"Generated by `make grading-error-rates` with **{seeds} student-side seeds** per case "
-        "(tools/grading_error_rates.py). Each right and wrong case of tests/grading_cases/ is "
+        "(tools/grading_error_rates.py), or fewer where a question's cases are slow (the seeds "
+        "column gives the number used). Each right and wrong case of tests/grading_cases/ is "
         "graded once per seed: its cells run after seeding the global generators with the "
         "seed, and each probe's seed_all(k) becomes seed_all(k + 7919 seed). False rejection: "
         "right cases scored 0; false acceptance: wrong cases scored full. Intervals: exact "
@@ -140,11 +179,12 @@ def table(rows: List[dict], seeds: int, max_seconds: float) -> str:
         "",
         f"Cases slower than {max_seconds:g} s per run are not measured (listed).",
         "",
-        "| set | question | false rejection | false acceptance | not measured |",
-        "|---|---|---|---|---|",
+        "| set | question | seeds | false rejection | false acceptance | not measured |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['set']} | {r['question']} | {rate(r['rejected'], r['right_n'])} | "
+        lines.append(f"| {r['set']} | {r['question']} | {r['seeds']} | "
+                     f"{rate(r['rejected'], r['right_n'])} | "
                      f"{rate(r['accepted'], r['wrong_n'])} | {'; '.join(r['skipped'])} |")
     worst_fr = max((r["rejected"] / r["right_n"] for r in rows if r["right_n"]), default=0.0)
     worst_fa = max((r["accepted"] / r["wrong_n"] for r in rows if r["wrong_n"]), default=0.0)
@@ -158,10 +198,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--seeds", type=int, default=1000)
     parser.add_argument("--max-seconds", type=float, default=2.0)
     parser.add_argument("--set", action="append", dest="sets")
+    parser.add_argument("--jobs", type=int, default=1, help="questions measured at a time")
+    parser.add_argument("--budget", type=float, default=float("inf"),
+                        help="seconds of runs per question; slower questions get fewer seeds "
+                        "(at least 100)")
     parser.add_argument("--out", default=str(ROOT / "assets" / "grading_error_rates.md"))
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    rows = measure(args.seeds, args.max_seconds, args.sets)
+    rows = measure(args.seeds, args.max_seconds, args.sets, jobs=args.jobs,
+                   budget=args.budget)
     Path(args.out).write_text(table(rows, args.seeds, args.max_seconds))
     print(f"written: {args.out}")
     return 0
