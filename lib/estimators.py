@@ -11,13 +11,17 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lib import rng
 from lib._validation import (
     broadcast_shapes,
     check_callable,
@@ -30,7 +34,15 @@ from lib._validation import (
 )
 
 __all__ = [
+    "EstimatorSpec",
+    "StochasticNode",
+    "Surrogate",
     "enumerate_binary",
+    "estimator_names",
+    "estimator_params",
+    "get_estimator_spec",
+    "register_estimator",
+    "surrogate",
     "exact_expectation_bernoulli",
     "exact_expectation_categorical",
     "exact_gradient_bernoulli",
@@ -375,3 +387,432 @@ def exact_gradient_bernoulli(logits: Tensor, f: Callable[[Tensor], Tensor]) -> T
         expectation = exact_expectation_bernoulli(leaf, f)
         (grad,) = torch.autograd.grad(expectation, leaf, allow_unused=True)
     return torch.zeros_like(leaf).detach() if grad is None else grad.detach()
+
+
+# --------------------------------------------------------------------------------------------
+# Stochastic nodes and the estimator registry
+# --------------------------------------------------------------------------------------------
+#
+# Every model of the book (the lab's toy problems, the autoencoder, the rationale model, the
+# VAE) asks the same question: given logits of a discrete random choice and a cost of its
+# outcome, what loss should I call .backward() on? The registry answers it once, by name.
+
+#: Most joint outcomes the ``exact`` estimator enumerates per batch element.
+MAX_EXACT_OUTCOMES = 2**20
+
+
+@dataclass(frozen=True)
+class StochasticNode:
+    r"""A discrete random choice with logits: one-hot categorical, or Bernoulli 0/1.
+
+    ``logits`` has shape ``[*batch, *event, K]`` (categorical: K categories on the last
+    dimension) or ``[*batch, *event]`` (Bernoulli). The ``event_dims`` dimensions before the
+    category dimension are independent variables that form ONE joint sample: their
+    log-probabilities add up, and the cost sees them together. A VAE's code of N categorical
+    variables per image is ``StochasticNode("categorical", logits [B, N, K], event_dims=1)``;
+    a rationale mask over L tokens is ``StochasticNode("bernoulli", logits [B, L],
+    event_dims=1, mask=real_tokens)``.
+
+    Attributes:
+        kind: ``"categorical"`` or ``"bernoulli"``.
+        logits: floating tensor as above (differentiable: gradients flow into it).
+        event_dims: number of variable dimensions that form one joint sample (>= 0).
+        mask: optional boolean tensor of the variables' shape ``[*batch, *event]``: ``False``
+            marks variables that do not exist (padding). Their samples are 0 and they add
+            nothing to the log-probability. Bernoulli nodes only.
+    """
+
+    kind: str
+    logits: Tensor
+    event_dims: int = 0
+    mask: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("categorical", "bernoulli"):
+            raise ValueError(f"kind must be 'categorical' or 'bernoulli', got {self.kind!r}")
+        check_tensor(self.logits, "logits")
+        check_int(self.event_dims, "event_dims", min_value=0)
+        extra = 1 if self.kind == "categorical" else 0
+        if self.logits.dim() < self.event_dims + extra:
+            raise ValueError(
+                f"logits of a {self.kind} node with event_dims={self.event_dims} need at least "
+                f"{self.event_dims + extra} dimensions, got shape {tuple(self.logits.shape)}"
+            )
+        if self.mask is not None:
+            if self.kind != "bernoulli":
+                raise ValueError("mask is supported for Bernoulli nodes only")
+            if not isinstance(self.mask, Tensor) or self.mask.shape != self.logits.shape:
+                got = (tuple(self.mask.shape) if isinstance(self.mask, Tensor)
+                       else type_name(self.mask))
+                raise ValueError(f"mask must be a boolean tensor of the logits' shape "
+                                 f"{tuple(self.logits.shape)}, got {got}")
+
+    @property
+    def batch_shape(self) -> torch.Size:
+        """Shape of the independent joint samples: logits' shape without event and K."""
+        extra = 1 if self.kind == "categorical" else 0
+        return self.logits.shape[: self.logits.dim() - self.event_dims - extra]
+
+    def _valid(self, like: Tensor) -> Tensor | None:
+        return None if self.mask is None else self.mask.to(like.dtype)
+
+    def _expand(self, n: int) -> Tensor:
+        return self.logits.expand(n, *self.logits.shape)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` exact samples ``[n, *logits.shape]`` (one-hot or 0/1), without gradient."""
+        logits = self._expand(n).detach()
+        if self.kind == "categorical":
+            from lib.gumbel import gumbel_max_sample
+
+            index = gumbel_max_sample(logits, generator=generator)
+            return F.one_hot(index, logits.shape[-1]).to(logits.dtype)
+        u = rng.rand(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
+        z = (u < torch.sigmoid(logits)).to(logits.dtype)
+        valid = self._valid(z)
+        return z if valid is None else z * valid
+
+    def relaxed(self, n: int, tau: float, hard: bool,
+                generator: torch.Generator | None = None) -> Tensor:
+        """``n`` Gumbel-softmax (Concrete) or Binary Concrete samples, differentiable.
+
+        With ``hard=True`` the value is the exact sample ``argmax`` / threshold of the same
+        noise, and the gradient is the relaxed sample's (straight-through Gumbel-softmax).
+        """
+        from lib.relaxed import gumbel_softmax, relaxed_bernoulli
+
+        logits = self._expand(n)
+        if self.kind == "categorical":
+            return gumbel_softmax(logits, tau, hard=hard, generator=generator)
+        z = relaxed_bernoulli(logits, tau, hard=hard, generator=generator)
+        valid = self._valid(z)
+        return z if valid is None else z * valid
+
+    def probs(self) -> Tensor:
+        """Mean of a sample, ``logits.shape`` (softmax or sigmoid), differentiable."""
+        if self.kind == "categorical":
+            return torch.softmax(self.logits, dim=-1)
+        p = torch.sigmoid(self.logits)
+        valid = self._valid(p)
+        return p if valid is None else p * valid
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        """Joint log-probability ``[..., *batch]`` of samples ``z`` ``[..., *logits.shape]``."""
+        if self.kind == "categorical":
+            log_p = torch.log_softmax(self.logits, dim=-1)
+            # where(z > 0) keeps -inf (impossible) categories from giving 0 * -inf = NaN
+            per_variable = torch.where(z > 0, log_p, torch.zeros_like(log_p)).sum(-1)
+        else:
+            per_variable = z * F.logsigmoid(self.logits) + (1 - z) * F.logsigmoid(-self.logits)
+            valid = self._valid(per_variable)
+            if valid is not None:
+                per_variable = per_variable * valid
+        if self.event_dims == 0:
+            return per_variable
+        return per_variable.sum(dim=tuple(range(-self.event_dims, 0)))
+
+    def outcomes(self) -> tuple[Tensor, Tensor]:
+        """Every joint outcome and its probability: ``(z [M, *logits.shape], p [M, *batch])``.
+
+        M is ``K ** V`` (categorical) or ``2 ** V`` (Bernoulli) for V variables per joint
+        sample. Outcomes that set a masked (padding) variable get probability 0. ``p`` is
+        differentiable in the logits.
+        """
+        event = self.logits.shape[self.logits.dim() - self.event_dims
+                                   - (1 if self.kind == "categorical" else 0):]
+        n_var = math.prod(event[:-1]) if self.kind == "categorical" else math.prod(event)
+        k = self.logits.shape[-1] if self.kind == "categorical" else 2
+        if k**n_var > MAX_EXACT_OUTCOMES:
+            raise ValueError(
+                f"exact enumeration of {k}**{n_var} joint outcomes exceeds MAX_EXACT_OUTCOMES="
+                f"{MAX_EXACT_OUTCOMES}; use a sampling estimator"
+            )
+        dtype, device = self.logits.dtype, self.logits.device
+        batch_ones = (1,) * len(self.batch_shape)
+        if self.kind == "categorical":
+            index = torch.arange(k**n_var, device=device)
+            digits = torch.stack([(index // k**i) % k for i in range(n_var - 1, -1, -1)], -1)
+            z = F.one_hot(digits, k).to(dtype).reshape(-1, *batch_ones, *event)
+            z = z.expand(-1, *self.logits.shape)
+            return z, self.log_prob(z).exp()
+        configs = enumerate_binary(n_var, dtype=dtype, device=device)  # [M, V]
+        z = configs.reshape(-1, *batch_ones, *event).expand(-1, *self.logits.shape)
+        valid = self._valid(z)
+        if valid is None:
+            return z, self.log_prob(z).exp()
+        z_valid = z * valid
+        log_p = self.log_prob(z_valid)
+        sets_padding = (z * (1 - valid)).flatten(len(self.batch_shape) + 1).sum(-1) > 0
+        return z_valid, log_p.masked_fill(sets_padding, -math.inf).exp()
+
+
+class Surrogate(NamedTuple):
+    r"""What a registered estimator returns.
+
+    Attributes:
+        loss: tensor ``[*batch]``, differentiable: for each batch element, the gradient of
+            ``loss`` with respect to the logits (and to any parameter of the cost) is the
+            estimator's estimate of the gradient of :math:`\mathbb{E}_z[\mathrm{cost}(z)]`.
+            Its value is an estimate of the expected cost only for pathwise and exact
+            estimators; sum or average it over the batch and call ``.backward()``.
+        cost: detached tensor ``[*batch]``: the estimate of the expected cost (the cost of
+            the relaxed samples for ``gumbel_softmax``).
+        samples: detached tensor ``[M, *logits.shape]``: the points where the cost was
+            evaluated (samples, or every outcome for ``exact``).
+        weights: detached tensor ``[M, *batch]``: ``sum_m weights[m] * g(samples[m])``
+            estimates :math:`\mathbb{E}[g(z)]` for any other statistic g (1/S for S samples,
+            the probabilities for ``exact``).
+    """
+
+    loss: Tensor
+    cost: Tensor
+    samples: Tensor
+    weights: Tensor
+
+
+#: A cost: samples ``[M, *logits.shape]`` -> costs ``[M, *batch]``, differentiable in the
+#: samples (for pathwise estimators) and in its own parameters.
+Cost = Callable[[Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class EstimatorSpec:
+    """A registered estimator: its function and what tables and checks need to know.
+
+    Attributes:
+        name: the registry name.
+        fn: ``fn(node, cost, n_samples, generator, **params) -> Surrogate``.
+        params: the parameters ``fn`` takes, with their defaults (e.g. ``{"tau": 1.0}``).
+        unbiased: whether its expectation is the exact gradient for every cost.
+        label: a readable name for tables and legends.
+        description: one line on what it computes.
+        min_samples: the least ``n_samples`` it works with.
+    """
+
+    name: str
+    fn: Callable[..., Surrogate]
+    params: dict
+    unbiased: bool
+    label: str
+    description: str
+    min_samples: int = 1
+
+
+_ESTIMATORS: dict[str, EstimatorSpec] = {}
+
+
+def register_estimator(
+    name: str,
+    *,
+    unbiased: bool,
+    label: str = "",
+    description: str = "",
+    params: dict | None = None,
+    min_samples: int = 1,
+    replace: bool = False,
+) -> Callable[[Callable[..., Surrogate]], Callable[..., Surrogate]]:
+    r"""Decorator: register ``fn(node, cost, n_samples, generator, **params) -> Surrogate``.
+
+    Once registered, the estimator is known by ``name`` everywhere the book takes an
+    estimator: :func:`lib.compare.get_estimator` (the lab), :func:`lib.vae.vae_loss`,
+    :func:`lib.rationales.rationale_loss` and :func:`lib.bottleneck.train_autoencoder`.
+
+    The function receives a :class:`StochasticNode` ``node`` and a cost ``cost`` (samples
+    ``[M, *node.logits.shape]`` to costs ``[M, *node.batch_shape]``), and returns a
+    :class:`Surrogate` whose ``loss`` has the gradient it proposes. Two kinds plug in:
+
+    * pathwise estimators build a differentiable sample ``z`` from ``node.logits`` (e.g.
+      ``node.relaxed(...)``) and return ``cost(z).mean(0)``;
+    * estimators that need the cost's value (score function, control variates) draw exact
+      samples (``node.sample``), evaluate ``cost`` and add a term such as
+      ``sg(c - b) * node.log_prob(z)``.
+
+    Args:
+        name: the new name (a ``ValueError`` if taken, unless ``replace=True``).
+        unbiased: whether the estimator is unbiased for every cost.
+        label: readable name for tables (default: ``name``).
+        description: one line for tables.
+        params: keyword parameters and their defaults, e.g. ``{"tau": 1.0}``.
+        min_samples: the least ``n_samples`` it works with (2 for leave-one-out).
+
+    Example:
+        >>> @register_estimator("st_identity", unbiased=False)
+        ... def st_identity(node, cost, n_samples, generator):
+        ...     hard = node.sample(n_samples, generator)
+        ...     z = hard + (node.logits - node.logits.detach())  # identity backward
+        ...     costs = cost(z)
+        ...     return Surrogate(costs.mean(0), costs.mean(0).detach(), hard,
+        ...                      torch.full_like(costs, 1 / n_samples).detach())
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"name must be a Python identifier, got {name!r}")
+    if name in _ESTIMATORS and not replace:
+        raise ValueError(f"an estimator named {name!r} is already registered; pass replace=True")
+
+    def decorate(fn: Callable[..., Surrogate]) -> Callable[..., Surrogate]:
+        check_callable(fn, "fn")
+        _ESTIMATORS[name] = EstimatorSpec(
+            name=name, fn=fn, params=dict(params or {}), unbiased=bool(unbiased),
+            label=label or name, description=description,
+            min_samples=check_int(min_samples, "min_samples", min_value=1),
+        )
+        return fn
+
+    return decorate
+
+
+def estimator_names() -> tuple[str, ...]:
+    """Names of the registered estimators, in registration order."""
+    return tuple(_ESTIMATORS)
+
+
+def get_estimator_spec(name: object) -> EstimatorSpec:
+    """The :class:`EstimatorSpec` registered as ``name`` (``ValueError`` naming the known)."""
+    if not isinstance(name, str):
+        raise TypeError(f"estimator must be a str, got {type_name(name)}")
+    if name not in _ESTIMATORS:
+        raise ValueError(f"unknown estimator {name!r}; choose one of {', '.join(_ESTIMATORS)}")
+    return _ESTIMATORS[name]
+
+
+def estimator_params(name: str, **params: object) -> dict:
+    """The estimator's parameters: its defaults updated by ``params`` (unknown names refused)."""
+    spec = get_estimator_spec(name)
+    unknown = sorted(set(params) - set(spec.params))
+    if unknown:
+        allowed = ", ".join(spec.params) if spec.params else "none"
+        raise ValueError(f"estimator {name!r} does not take parameter(s) {', '.join(unknown)} "
+                         f"(allowed: {allowed})")
+    merged = {**spec.params, **params}
+    if "tau" in merged:
+        from lib._validation import check_tau
+
+        merged["tau"] = check_tau(merged["tau"])
+    return merged
+
+
+def surrogate(
+    estimator: str,
+    node: StochasticNode,
+    cost: Cost,
+    n_samples: int = 1,
+    generator: torch.Generator | None = None,
+    **params: object,
+) -> Surrogate:
+    r"""Run the registered ``estimator`` on ``node`` and ``cost``: the book's one entry point.
+
+    Args:
+        estimator: a name from :func:`estimator_names`.
+        node: the :class:`StochasticNode` (its logits carry the gradient).
+        cost: samples ``[n_samples, *node.logits.shape]`` -> costs
+            ``[n_samples, *node.batch_shape]``.
+        n_samples: samples per batch element (ignored by ``exact``).
+        generator: optional ``torch.Generator`` on the CPU or on the logits' device.
+        **params: the estimator's parameters (e.g. ``tau``), see :func:`estimator_params`.
+
+    Returns:
+        A :class:`Surrogate`; ``surrogate(...).loss.sum().backward()`` puts the estimate of
+        the gradient of the summed expected costs into the logits' graph.
+
+    Example:
+        >>> logits = torch.zeros(3, requires_grad=True)
+        >>> node = StochasticNode("categorical", logits)
+        >>> out = surrogate("exact", node, lambda z: z @ torch.tensor([1.0, 2.0, 4.0]))
+        >>> out.loss.backward(); logits.grad
+        tensor([-0.4444, -0.1111,  0.5556])
+    """
+    from lib._validation import check_generator
+
+    spec = get_estimator_spec(estimator)
+    if not isinstance(node, StochasticNode):
+        raise TypeError(f"node must be a StochasticNode, got {type_name(node)}")
+    check_callable(cost, "cost")
+    n_samples = check_int(n_samples, "n_samples", min_value=1)
+    if n_samples < spec.min_samples:
+        raise ValueError(f"estimator {estimator!r} needs n_samples >= {spec.min_samples}, "
+                         f"got n_samples={n_samples}")
+    check_generator(generator, like=node.logits)
+    merged = estimator_params(estimator, **params)
+    shape = node.batch_shape
+
+    def checked_cost(z: Tensor) -> Tensor:
+        out = cost(z)
+        if not isinstance(out, Tensor) or out.shape != (z.shape[0], *shape):
+            got = tuple(out.shape) if isinstance(out, Tensor) else type_name(out)
+            raise ValueError(f"cost must map samples {tuple(z.shape)} to costs "
+                             f"{(z.shape[0], *shape)} (one per sample and batch element), "
+                             f"got {got}")
+        return out
+
+    out = spec.fn(node, checked_cost, n_samples, generator, **merged)
+    if not isinstance(out, Surrogate):
+        raise TypeError(f"estimator {estimator!r} must return a Surrogate, got {type_name(out)}")
+    return out
+
+
+def _uniform_weights(costs: Tensor) -> Tensor:
+    return torch.full_like(costs.detach(), 1.0 / costs.shape[0])
+
+
+def _pathwise(z: Tensor, hard: Tensor, cost: Cost) -> Surrogate:
+    costs = cost(z)
+    return Surrogate(costs.mean(0), costs.mean(0).detach(), hard.detach(),
+                     _uniform_weights(costs))
+
+
+@register_estimator("exact", unbiased=True, label="exact",
+                    description="exact gradient by enumeration (ignores n_samples)")
+def _exact(node, cost, n_samples, generator):
+    z, p = node.outcomes()
+    costs = cost(z)
+    loss = (p * costs).sum(0)
+    return Surrogate(loss, loss.detach(), z.detach(), p.detach())
+
+
+def _score_function(node, cost, n_samples, generator, baseline):
+    z = node.sample(n_samples, generator)
+    costs = cost(z)  # gradient flows into the cost's own parameters, not into z
+    log_p = node.log_prob(z)
+    b = leave_one_out_baseline(costs) if baseline == "loo" else baseline
+    advantage = costs.detach() if b is None else costs.detach() - b
+    loss = costs.mean(0) + (advantage * log_p).mean(0)
+    return Surrogate(loss, costs.mean(0).detach(), z, _uniform_weights(costs))
+
+
+@register_estimator("reinforce", unbiased=True, label="REINFORCE",
+                    params={"baseline": None},
+                    description="score function f(z) grad log p(z), optional fixed baseline")
+def _reinforce(node, cost, n_samples, generator, baseline=None):
+    if baseline is not None and not isinstance(baseline, (Tensor, numbers.Real)):
+        raise TypeError(f"baseline must be a number or a tensor, got {type_name(baseline)}")
+    return _score_function(node, cost, n_samples, generator, baseline)
+
+
+@register_estimator("reinforce_loo", unbiased=True, label="REINFORCE + LOO", min_samples=2,
+                    description="score function, leave-one-out baseline (n_samples >= 2)")
+def _reinforce_loo(node, cost, n_samples, generator):
+    return _score_function(node, cost, n_samples, generator, "loo")
+
+
+@register_estimator("straight_through", unbiased=False, label="straight-through",
+                    description="hard sample forward, probabilities' gradient backward")
+def _straight_through(node, cost, n_samples, generator):
+    hard = node.sample(n_samples, generator)
+    probs = node.probs().expand(hard.shape)
+    return _pathwise(straight_through(hard, probs), hard, cost)
+
+
+@register_estimator("gumbel_softmax", unbiased=False, label="Gumbel-softmax",
+                    params={"tau": 1.0},
+                    description="relaxed sample at temperature tau, forward and backward")
+def _gumbel_softmax(node, cost, n_samples, generator, tau):
+    z = node.relaxed(n_samples, tau, False, generator)
+    return _pathwise(z, z, cost)
+
+
+@register_estimator("st_gumbel_softmax", unbiased=False, label="ST Gumbel-softmax",
+                    params={"tau": 1.0},
+                    description="hard sample forward, relaxed sample's gradient backward")
+def _st_gumbel_softmax(node, cost, n_samples, generator, tau):
+    z = node.relaxed(n_samples, tau, True, generator)
+    return _pathwise(z, z, cost)
