@@ -41,29 +41,28 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lib import rng
 from lib._validation import (
     check_callable,
     check_generator,
     check_int,
     check_logits,
     check_real,
-    check_tau,
     check_tensor,
     type_name,
 )
 from lib.estimators import (
+    StochasticNode,
     enumerate_binary,
+    estimator_names,
+    estimator_params,
     exact_expectation_bernoulli,
     exact_expectation_categorical,
     exact_gradient_bernoulli,
     exact_gradient_categorical,
-    leave_one_out_baseline,
-    reinforce_surrogate,
-    straight_through,
+    get_estimator_spec,
+    surrogate,
 )
-from lib.gumbel import gumbel_max_sample
-from lib.relaxed import gumbel_softmax, relaxed_bernoulli
+from lib.estimators import _log_sigmoid as log_sigmoid
 from lib.training import snap_
 
 __all__ = [
@@ -90,15 +89,6 @@ def _check_problem(problem: object) -> None:
         raise TypeError(
             f"problem must be a CategoricalProblem or BernoulliProblem, got {type_name(problem)}"
         )
-
-
-def _log_sigmoid(x: Tensor) -> Tensor:
-    """``log(sigmoid(x)) = -softplus(-x)``, stable for large ``|x|``.
-
-    Used instead of ``F.logsigmoid``, whose CPU kernel (torch 2.13) runs multi-threaded even on
-    tiny tensors and took ~30 ms per call on a loaded 2-core machine, against microseconds here.
-    """
-    return -F.softplus(-x)
 
 
 class _Problem:
@@ -209,23 +199,28 @@ class _Problem:
     def _exact_gradient(self, logits: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def node(self, logits: Tensor) -> StochasticNode:
+        """The :class:`lib.estimators.StochasticNode` of this problem at ``logits [..., D]``."""
+        return StochasticNode(self.kind, logits, event_dims=1 if self.kind == "bernoulli" else 0)
+
     def sample(self, logits: Tensor, generator: torch.Generator | None) -> Tensor:
         """Exact samples (one-hot / 0-1) with the shape of ``logits`` (no gradient)."""
-        raise NotImplementedError
+        check_generator(generator, like=logits)
+        return self.node(logits).sample(1, generator)[0]
 
     def log_prob(self, samples: Tensor, logits: Tensor) -> Tensor:
         """Joint log-probability ``[...]`` of ``samples [..., D]`` (differentiable in logits)."""
-        raise NotImplementedError
+        return self.node(logits).log_prob(samples)
 
     def probs(self, logits: Tensor) -> Tensor:
         """Mean of the one-hot / 0-1 sample, ``[..., D]`` (differentiable in logits)."""
-        raise NotImplementedError
+        return self.node(logits).probs()
 
     def relaxed(
         self, logits: Tensor, tau: float, hard: bool, generator: torch.Generator | None
     ) -> Tensor:
         """Gumbel-softmax / Binary Concrete sample of the shape of ``logits``."""
-        raise NotImplementedError
+        return self.node(logits).relaxed(1, tau, hard, generator)[0]
 
     def __repr__(self) -> str:
         label = f"{self.name!r}, " if self.name else ""
@@ -274,22 +269,6 @@ class CategoricalProblem(_Problem):
     def _exact_gradient(self, logits: Tensor) -> Tensor:
         return exact_gradient_categorical(logits, self.f)
 
-    def sample(self, logits: Tensor, generator: torch.Generator | None) -> Tensor:
-        index = gumbel_max_sample(logits.detach(), generator=generator)
-        return F.one_hot(index, self.dim).to(logits.dtype)
-
-    def log_prob(self, samples: Tensor, logits: Tensor) -> Tensor:
-        log_p = torch.log_softmax(logits, dim=-1)
-        # where(samples > 0) keeps -inf (masked) categories from producing 0 * -inf = NaN
-        return torch.where(samples > 0, log_p, torch.zeros_like(log_p)).sum(-1)
-
-    def probs(self, logits: Tensor) -> Tensor:
-        return torch.softmax(logits, dim=-1)
-
-    def relaxed(
-        self, logits: Tensor, tau: float, hard: bool, generator: torch.Generator | None
-    ) -> Tensor:
-        return gumbel_softmax(logits, tau, hard=hard, generator=generator)
 
 
 class BernoulliProblem(_Problem):
@@ -340,7 +319,7 @@ class BernoulliProblem(_Problem):
 
     def _log_probs_of_outcomes(self, logits: Tensor) -> Tensor:
         configs = self._outcomes().to(logits.dtype)
-        return _log_sigmoid(logits) @ configs.T + _log_sigmoid(-logits) @ (1 - configs).T
+        return log_sigmoid(logits) @ configs.T + log_sigmoid(-logits) @ (1 - configs).T
 
     def exact_value(self, logits: Tensor | None = None) -> float:
         logits = self._logits_or_default(logits)
@@ -350,22 +329,6 @@ class BernoulliProblem(_Problem):
     def _exact_gradient(self, logits: Tensor) -> Tensor:
         return exact_gradient_bernoulli(logits, self.f)
 
-    def sample(self, logits: Tensor, generator: torch.Generator | None) -> Tensor:
-        check_generator(generator, like=logits)
-        u = rng.rand(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
-        return (u < torch.sigmoid(logits.detach())).to(logits.dtype)
-
-    def log_prob(self, samples: Tensor, logits: Tensor) -> Tensor:
-        # log sigma(l) * b + log sigma(-l) * (1 - b), stable for large |l|
-        return (samples * _log_sigmoid(logits) + (1 - samples) * _log_sigmoid(-logits)).sum(-1)
-
-    def probs(self, logits: Tensor) -> Tensor:
-        return torch.sigmoid(logits)
-
-    def relaxed(
-        self, logits: Tensor, tau: float, hard: bool, generator: torch.Generator | None
-    ) -> Tensor:
-        return relaxed_bernoulli(logits, tau, hard=hard, generator=generator)
 
 
 Problem = CategoricalProblem | BernoulliProblem
@@ -376,47 +339,8 @@ Problem = CategoricalProblem | BernoulliProblem
 # --------------------------------------------------------------------------------------------
 
 
-def _leaf(logits: Tensor, n_repeats: int) -> Tensor:
-    """``[n_repeats, D]`` leaf: row r's gradient is the r-th estimate.
-
-    ``logits`` is ``[D]`` (the same point for every repeat) or ``[n_repeats, D]`` (one point
-    per repeat, e.g. parallel optimisation runs).
-    """
-    return logits.detach().expand(n_repeats, -1).clone().requires_grad_(True)
-
-
-def _grad(objective: Tensor, leaf: Tensor) -> Tensor:
-    (grad,) = torch.autograd.grad(objective, leaf, allow_unused=True)
-    return torch.zeros_like(leaf) if grad is None else grad.detach()
-
-
-def _costs_of_hard_samples(problem: _Problem, leaf: Tensor, n_samples: int, generator):
-    """Draw ``[S, R, D]`` exact samples and their costs ``[S, R]`` (no gradient)."""
-    expanded = leaf.detach().unsqueeze(0).expand(n_samples, *leaf.shape)
-    samples = problem.sample(expanded, generator)
-    with torch.no_grad():
-        costs = problem.f(samples)
-    return samples, costs
-
-
-def _reinforce(problem, logits, n_samples, n_repeats, generator, *, baseline=None, state=None):
-    leaf = _leaf(logits, n_repeats)
-    with torch.enable_grad():
-        samples, costs = _costs_of_hard_samples(problem, leaf, n_samples, generator)
-        log_prob = problem.log_prob(samples, leaf)  # [S, R]
-        if baseline == "loo":
-            b = leave_one_out_baseline(costs, dim=0)
-        elif baseline == "moving_average":
-            b = _moving_average_baseline(problem, leaf, costs, generator, state)
-        else:
-            b = None
-        # reinforce_surrogate averages over S * R elements; * R gives each row the mean over S
-        objective = reinforce_surrogate(log_prob, costs, b) * n_repeats
-        return _grad(objective, leaf)
-
-
-def _moving_average_baseline(problem, leaf, costs, generator, state):
-    r"""Baseline of ``reinforce_moving_average`` for each repeat: ``[1, R]``.
+def _moving_average_baseline(problem, leaf, state):
+    r"""Baseline of ``reinforce_moving_average``: a function of the costs ``[S, R]`` -> ``[1, R]``.
 
     The baseline of batch :math:`t` is a bias-corrected exponential moving average of the
     mean costs of the batches BEFORE it,
@@ -432,31 +356,35 @@ def _moving_average_baseline(problem, leaf, costs, generator, state):
     """
     est = state["estimator"]
     beta, warmup = est.params["decay"], est.params["warmup"]
-    batch_means = costs.mean(0)  # [R]
-    if state.get("carry") is not None:
-        # the optimisation loop: repeat r is run r, one call per step
-        m, t = state["carry"]
-        if t > 0 and m.shape != batch_means.shape:
+
+    def baseline(costs: Tensor) -> Tensor:
+        batch_means = costs.mean(0)  # [R]
+        if state.get("carry") is not None:
+            # the optimisation loop: repeat r is run r, one call per step
+            m, t = state["carry"]
+            if t > 0 and m.shape != batch_means.shape:
+                raise ValueError(
+                    f"a carried moving-average state keeps one average per run: it was used "
+                    f"with n_repeats={m.numel()}, now called with n_repeats={batch_means.numel()}"
+                )
+            m = torch.zeros_like(batch_means) if t == 0 else m
+            b = m / (1 - beta**t) if t > 0 else torch.zeros_like(batch_means)
+            state["carry"] = (beta * m + (1 - beta) * batch_means.detach(), t + 1)
+            return b.unsqueeze(0)
+        # one-shot: warm-up batches (costs only), then the repeats in sequence
+        n_samples = costs.shape[0]
+        if leaf.shape[0] > 1 and not bool((leaf.detach() == leaf.detach()[:1]).all()):
             raise ValueError(
-                f"a carried moving-average state keeps one average per run: it was used with "
-                f"n_repeats={m.numel()}, now called with n_repeats={batch_means.numel()}"
+                "a one-shot moving-average estimate needs the same logits for every repeat (the "
+                "repeats act as consecutive steps); carry a state from new_state() instead"
             )
-        m = torch.zeros_like(batch_means) if t == 0 else m
-        baseline = m / (1 - beta**t) if t > 0 else torch.zeros_like(batch_means)
-        state["carry"] = (beta * m + (1 - beta) * batch_means.detach(), t + 1)
-        return baseline.unsqueeze(0)
-    # one-shot: warm-up batches (costs only), then the repeats in sequence
-    n_samples = costs.shape[0]
-    if leaf.shape[0] > 1 and not bool((leaf.detach() == leaf.detach()[:1]).all()):
-        raise ValueError(
-            "a one-shot moving-average estimate needs the same logits for every repeat (the "
-            "repeats act as consecutive steps); carry a state from new_state() instead"
-        )
-    expanded = leaf.detach()[:1].unsqueeze(0).expand(n_samples, warmup, -1)
-    with torch.no_grad():
-        warm = problem.f(problem.sample(expanded, state["generator"])).mean(0)  # [warmup]
-    history = torch.cat([warm, batch_means]).double()  # [warmup + R], oldest first
-    return _ema_of_previous(history, beta)[warmup:].to(costs.dtype).unsqueeze(0)  # [1, R]
+        expanded = leaf.detach()[:1].unsqueeze(0).expand(n_samples, warmup, -1)
+        with torch.no_grad():
+            warm = problem.f(problem.sample(expanded, state["generator"])).mean(0)  # [warmup]
+        history = torch.cat([warm, batch_means]).double()  # [warmup + R], oldest first
+        return _ema_of_previous(history, beta)[warmup:].to(costs.dtype).unsqueeze(0)  # [1, R]
+
+    return baseline
 
 
 def _ema_of_previous(x: Tensor, beta: float) -> Tensor:
@@ -476,74 +404,21 @@ def _ema_of_previous(x: Tensor, beta: float) -> Tensor:
     return torch.where(den > 0, num / den.clamp_min(1e-300), 0.0)
 
 
-def _straight_through(problem, logits, n_samples, n_repeats, generator):
-    leaf = _leaf(logits, n_repeats)
-    with torch.enable_grad():
-        probs = problem.probs(leaf).unsqueeze(0).expand(n_samples, -1, -1)
-        hard = problem.sample(leaf.detach().unsqueeze(0).expand(n_samples, -1, -1), generator)
-        costs = problem.f(straight_through(hard, probs))
-        return _grad(costs.mean(0).sum(), leaf)
+#: The lab's own estimator: the registry's ``reinforce`` with a moving-average baseline.
+_MOVING_AVERAGE = "reinforce_moving_average"
+_MOVING_AVERAGE_PARAMS = {"decay": 0.9, "warmup": 20}
 
 
-def _gumbel(problem, logits, n_samples, n_repeats, generator, *, tau, hard):
-    leaf = _leaf(logits, n_repeats)
-    with torch.enable_grad():
-        expanded = leaf.unsqueeze(0).expand(n_samples, -1, -1)
-        samples = problem.relaxed(expanded, tau, hard, generator)
-        costs = problem.f(samples)
-        return _grad(costs.mean(0).sum(), leaf)
+def _lab_names() -> tuple[str, ...]:
+    registered = estimator_names()
+    at = registered.index("reinforce") + 1 if "reinforce" in registered else len(registered)
+    return (*registered[:at], _MOVING_AVERAGE, *registered[at:])
 
 
-def _exact(problem, logits, n_samples, n_repeats, generator):
-    leaf = _leaf(logits, n_repeats)
-    with torch.enable_grad():
-        return _grad(problem.exact_values(leaf).sum(), leaf)
-
-
-# name -> (implementation, default params, unbiased?, short description)
-_REGISTRY: dict[str, tuple[Callable[..., Tensor], dict[str, Any], bool, str]] = {
-    "exact": (_exact, {}, True, "exact gradient by enumeration (ignores n_samples)"),
-    "reinforce": (
-        lambda p, lg, s, r, g, **k: _reinforce(p, lg, s, r, g),
-        {}, True, "score function, no baseline",
-    ),
-    "reinforce_moving_average": (
-        lambda p, lg, s, r, g, state=None, **k: _reinforce(
-            p, lg, s, r, g, baseline="moving_average", state=state
-        ),
-        {"decay": 0.9, "warmup": 20}, True,
-        "score function, baseline = moving average of earlier batches' mean cost",
-    ),
-    "reinforce_loo": (
-        lambda p, lg, s, r, g, **k: _reinforce(p, lg, s, r, g, baseline="loo"),
-        {}, True, "score function, leave-one-out baseline (n_samples >= 2)",
-    ),
-    "straight_through": (
-        lambda p, lg, s, r, g, **k: _straight_through(p, lg, s, r, g),
-        {}, False, "hard sample forward, probabilities' gradient backward",
-    ),
-    "gumbel_softmax": (
-        lambda p, lg, s, r, g, tau, **k: _gumbel(p, lg, s, r, g, tau=tau, hard=False),
-        {"tau": 1.0}, False, "relaxed sample at temperature tau, forward and backward",
-    ),
-    "st_gumbel_softmax": (
-        lambda p, lg, s, r, g, tau, **k: _gumbel(p, lg, s, r, g, tau=tau, hard=True),
-        {"tau": 1.0}, False, "hard sample forward, relaxed sample's gradient backward",
-    ),
-}
-
-#: Names of the registered estimators, in the order used by tables.
-ESTIMATORS: tuple[str, ...] = tuple(_REGISTRY)
-
-_LABELS = {
-    "exact": "exact",
-    "reinforce": "REINFORCE",
-    "reinforce_moving_average": "REINFORCE + moving avg",
-    "reinforce_loo": "REINFORCE + LOO",
-    "straight_through": "straight-through",
-    "gumbel_softmax": "Gumbel-softmax",
-    "st_gumbel_softmax": "ST Gumbel-softmax",
-}
+#: Names of the book's estimators in the lab, in the order used by tables: those of the
+#: registry (:func:`lib.estimators.estimator_names`) and ``reinforce_moving_average``.
+#: Estimators registered later with :func:`lib.estimators.register_estimator` work too.
+ESTIMATORS: tuple[str, ...] = _lab_names()
 
 
 class Estimator:
@@ -551,7 +426,9 @@ class Estimator:
 
     Call it as ``estimator(problem, logits, n_samples, n_repeats, generator)`` to get a tensor
     ``[n_repeats, D]`` of independent estimates of the gradient of :math:`\\mathbb{E}[f(z)]`
-    with respect to ``logits`` (each the average over ``n_samples`` samples).
+    with respect to ``logits`` (each the average over ``n_samples`` samples). The estimate is
+    that of :func:`lib.estimators.surrogate` under the same name: the lab, the models and the
+    chapters share one definition of each estimator.
 
     ``logits`` is ``None`` (the problem's), ``[D]`` (one point for all repeats) or
     ``[n_repeats, D]`` (one point per repeat: parallel optimisation runs). Pass
@@ -569,13 +446,22 @@ class Estimator:
     def __init__(self, name: str, params: dict[str, Any]) -> None:
         self.name = name
         self.params = params
-        self._impl, _, self.unbiased, self.description = _REGISTRY[name]
+        if name == _MOVING_AVERAGE:
+            self.unbiased = True
+            self._label = "REINFORCE + moving avg"
+            self.description = ("score function, baseline = moving average of earlier batches' "
+                                "mean cost")
+            self._min_samples = 1
+        else:
+            spec = get_estimator_spec(name)
+            self.unbiased, self._label = spec.unbiased, spec.label
+            self.description, self._min_samples = spec.description, spec.min_samples
 
     @property
     def label(self) -> str:
         if "tau" in self.params:
-            return f"{_LABELS[self.name]} (tau={self.params['tau']:g})"
-        return _LABELS[self.name]
+            return f"{self._label} (tau={self.params['tau']:g})"
+        return self._label
 
     def new_state(self) -> dict[str, Any]:
         """A fresh state for an optimisation loop (used by the moving-average baseline)."""
@@ -599,21 +485,29 @@ class Estimator:
         n_samples = check_int(n_samples, "n_samples", min_value=1)
         n_repeats = check_int(n_repeats, "n_repeats", min_value=1)
         logits = problem._logits_or_default(logits, n_repeats)
-        if self.name == "reinforce_loo" and n_samples < 2:
+        if n_samples < self._min_samples:
             raise ValueError(
-                f"reinforce_loo needs n_samples >= 2 (the baseline of each sample is the mean "
-                f"of the others), got n_samples={n_samples}"
+                f"{self.name} needs n_samples >= {self._min_samples} (e.g. the leave-one-out "
+                f"baseline of each sample is the mean of the others), got n_samples={n_samples}"
             )
         check_generator(generator, like=logits)
-        kwargs = dict(self.params)
-        if self.name == "reinforce_moving_average":
+        # [R, D] leaf: row r's gradient is the r-th estimate. ``logits`` is [D] (the same
+        # point for every repeat) or [R, D] (one point per repeat, e.g. parallel runs).
+        leaf = logits.detach().expand(n_repeats, -1).clone().requires_grad_(True)
+        name, params = self.name, dict(self.params)
+        if name == _MOVING_AVERAGE:
             state = {} if state is None else state
             if not isinstance(state, dict):
                 raise TypeError(f"state must be a dict from new_state(), got {type_name(state)}")
             state["estimator"] = self
             state["generator"] = generator
-            kwargs = {"state": state}
-        return self._impl(problem, logits, n_samples, n_repeats, generator, **kwargs)
+            name, params = "reinforce", {"baseline": _moving_average_baseline(problem, leaf,
+                                                                             state)}
+        with torch.enable_grad():
+            out = surrogate(name, problem.node(leaf), problem.f, n_samples, generator,
+                            **params)
+            (grad,) = torch.autograd.grad(out.loss.sum(), leaf, allow_unused=True)
+        return torch.zeros_like(leaf) if grad is None else grad.detach()
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
@@ -639,6 +533,12 @@ def get_estimator(name: str, **params: Any) -> Estimator:
                                            times the relaxed sample's Jacobian
     ============================ ======== ===================================================
 
+    Every name except ``reinforce_moving_average`` is an estimator of the registry
+    (:mod:`lib.estimators`), with the same definition the models use; an estimator added with
+    :func:`lib.estimators.register_estimator` is available here under its name.
+    ``reinforce_moving_average`` is the registry's ``reinforce`` with a baseline that the lab
+    keeps: a bias-corrected exponential moving average of earlier batches' mean costs.
+
     The straight-through estimator is the one of
     ``torch.distributions.OneHotCategoricalStraightThrough`` (no noise in the backward pass,
     no temperature); for Bernoullis its backward value is ``sigmoid(logits)``.
@@ -652,7 +552,7 @@ def get_estimator(name: str, **params: Any) -> Estimator:
     average is carried over steps instead.
 
     Args:
-        name: one of :data:`ESTIMATORS`.
+        name: one of :data:`ESTIMATORS`, or a name registered later.
         **params: ``tau`` (> 0, default 1.0) for the Gumbel estimators; ``decay`` (in [0, 1))
             and ``warmup`` (>= 1) for the moving average. Other names are refused.
 
@@ -667,26 +567,23 @@ def get_estimator(name: str, **params: Any) -> Estimator:
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type_name(name)}")
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown estimator {name!r}; choose one of {', '.join(ESTIMATORS)}")
-    defaults = _REGISTRY[name][1]
-    unknown = sorted(set(params) - set(defaults))
+    if name != _MOVING_AVERAGE:
+        if name not in estimator_names():
+            raise ValueError(
+                f"unknown estimator {name!r}; choose one of {', '.join(_lab_names())}")
+        return Estimator(name, estimator_params(name, **params))
+    unknown = sorted(set(params) - set(_MOVING_AVERAGE_PARAMS))
     if unknown:
-        allowed = ", ".join(defaults) if defaults else "none"
         raise ValueError(
             f"estimator {name!r} does not take parameter(s) {', '.join(unknown)} "
-            f"(allowed: {allowed})"
+            f"(allowed: {', '.join(_MOVING_AVERAGE_PARAMS)})"
         )
-    merged = {**defaults, **params}
-    if "tau" in merged:
-        merged["tau"] = check_tau(merged["tau"])
-    if "decay" in merged:
-        decay = check_real(merged["decay"], "decay", ge=0.0)
-        if decay >= 1:
-            raise ValueError(f"decay must be in [0, 1), got {decay}")
-        merged["decay"] = decay
-    if "warmup" in merged:
-        merged["warmup"] = check_int(merged["warmup"], "warmup", min_value=1)
+    merged = {**_MOVING_AVERAGE_PARAMS, **params}
+    decay = check_real(merged["decay"], "decay", ge=0.0)
+    if decay >= 1:
+        raise ValueError(f"decay must be in [0, 1), got {decay}")
+    merged["decay"] = decay
+    merged["warmup"] = check_int(merged["warmup"], "warmup", min_value=1)
     return Estimator(name, merged)
 
 
