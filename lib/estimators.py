@@ -485,7 +485,10 @@ class StochasticNode:
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` exact samples ``[n, *logits.shape]`` (one-hot or 0/1), without gradient."""
-        logits = self._expand(n).detach()
+        from lib._validation import check_generator
+
+        check_generator(generator, like=self.logits)
+        logits = self._expand(check_int(n, "n", min_value=1)).detach()
         if self.kind == "categorical":
             from lib.gumbel import gumbel_max_sample
 
@@ -505,7 +508,7 @@ class StochasticNode:
         """
         from lib.relaxed import gumbel_softmax, relaxed_bernoulli
 
-        logits = self._expand(n)
+        logits = self._expand(check_int(n, "n", min_value=1))
         if self.kind == "categorical":
             return gumbel_softmax(logits, tau, hard=hard, generator=generator)
         z = relaxed_bernoulli(logits, tau, hard=hard, generator=generator)
@@ -805,7 +808,7 @@ def _score_function(node, cost, n_samples, generator, baseline):
 
 @register_estimator("reinforce", unbiased=True, label="REINFORCE",
                     params={"baseline": None},
-                    description="score function f(z) grad log p(z), optional baseline")
+                    description="score function, no baseline")
 def _reinforce(node, cost, n_samples, generator, baseline=None):
     r"""REINFORCE: :math:`\frac1S\sum_s (c_s - b_s)\nabla\log p(z_s)`.
 

@@ -197,6 +197,13 @@ GENERATOR_CALLS = {
     "rationales.train_side_by_side": lambda g: rationales.train_side_by_side(
         [rationales.RationaleModel(len(_reviews().vocab)) for _ in range(2)], _reviews(),
         "straight_through", n_steps=1, generator=g),
+    "estimators.surrogate": lambda g: estimators.surrogate(
+        "st_gumbel_softmax", estimators.StochasticNode("categorical", torch.zeros(2, 3)),
+        lambda z: z.sum(-1), n_samples=2, generator=g),
+    "estimators.StochasticNode.sample": lambda g: estimators.StochasticNode(
+        "bernoulli", torch.zeros(2, 3)).sample(2, generator=g),
+    "estimators.StochasticNode.relaxed": lambda g: estimators.StochasticNode(
+        "categorical", torch.zeros(2, 3)).relaxed(2, 0.5, False, generator=g),
     "vae.CategoricalVAE.sample_prior": lambda g: vae.CategoricalVAE(2, 3, 8).sample_prior(
         2, generator=g),
     "vae.sample_latent": lambda g: vae.sample_latent(torch.zeros(2, 3), "gumbel_softmax",
@@ -222,7 +229,10 @@ def test_every_function_with_a_generator_is_checked():
         short = module.__name__.removeprefix("lib.")
         for name in module.__all__:
             obj = getattr(module, name)
-            members = ([(f"{name}.{k}", v) for k, v in vars(obj).items() if callable(v)]
+            # a class's methods, inherited ones included, that lib itself defines
+            members = ([(f"{name}.{k}", v) for k, v in inspect.getmembers(obj, callable)
+                        if (k in ("__init__", "__call__") or not k.startswith("_"))
+                        and getattr(v, "__module__", "").startswith("lib.")]
                        if inspect.isclass(obj) else [(name, obj)])
             for qualified, f in members:
                 try:
@@ -328,6 +338,11 @@ for _name in compare.ESTIMATORS:
         META_CALLS[f"estimator {_name} ({_kind})"] = (
             lambda g, n=_name, k=_kind: compare.get_estimator(n)(_meta_problem(k), None, 3, 4, g)
         )
+for _name in estimators.estimator_names():
+    for _kind, _shape in (("categorical", (4, 2, 3)), ("bernoulli", (4, 3))):
+        META_CALLS[f"surrogate {_name} {_kind}"] = lambda g, n=_name, k=_kind, s=_shape: (
+            estimators.surrogate(n, estimators.StochasticNode(k, _meta(*s), event_dims=1),
+                                 lambda z: z.flatten(2).sum(-1), n_samples=2, generator=g))
 for _name in vae.ESTIMATORS:
     META_CALLS[f"vae_loss {_name}"] = lambda g, n=_name: vae.vae_loss(
         _meta_vae(), _meta(4, 64), n, n_samples=2, generator=g)
