@@ -35,7 +35,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +52,7 @@ from lib._validation import (
     type_name,
 )
 from lib.estimators import (
+    MAX_EXACT_OUTCOMES,
     StochasticNode,
     enumerate_binary,
     estimator_names,
@@ -70,6 +72,9 @@ __all__ = [
     "BernoulliProblem",
     "CategoricalProblem",
     "Estimator",
+    "Measurement",
+    "Reference",
+    "Trajectory",
     "get_estimator",
     "line_style",
     "measure",
@@ -96,48 +101,124 @@ class _Problem:
 
     kind: str = ""
     _logits_dim: int | None = -1
+    _size_name = "D"
 
-    def __init__(self, logits: Tensor, f: Callable[[Tensor], Tensor], name: str = "") -> None:
+    def __init__(self, logits: Tensor, f: Callable[..., Tensor], name: str = "", *,
+                 params: Tensor | None = None) -> None:
         check_tensor(logits, "logits")
+        self._check_logits_shape(logits)
+        check_logits(logits, dim=self._logits_dim)
+        check_callable(f, "f")
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, got {type_name(name)}")
+        if params is not None:
+            check_tensor(params, "params")
+            if params.dim() != 1 or params.numel() == 0:
+                raise ValueError(f"params must be a non-empty 1-D tensor [P] (the cost's own "
+                                 f"parameters), got shape {tuple(params.shape)}")
+            params = params.detach().clone()
+        self.logits = logits.detach().clone()
+        self.f = f
+        self.name = name
+        self.params = params
+        # f must map [..., *shape] to [...]: probe it on a small batch of valid points.
+        probe = self._probe_points()
+        out = self.cost(probe)
+        if not isinstance(out, Tensor):
+            raise TypeError(f"f must return a torch.Tensor, got {type_name(out)}")
+        expected = probe.shape[: probe.dim() - self.logits.dim()]
+        if out.shape != expected:
+            dims = ", ".join(str(d) for d in self.shape)
+            raise ValueError(
+                f"f must map samples of shape [..., {dims}] to costs of shape [...]: on "
+                f"input {tuple(probe.shape)} it returned {tuple(out.shape)}; reduce over the "
+                f"sample's own dimension(s) only (e.g. .sum(-1), not .sum())"
+            )
+
+    def _check_logits_shape(self, logits: Tensor) -> None:
         if logits.dim() != 1:
             raise ValueError(
                 f"logits must be 1-D (one distribution; D = {self._size_name}), got shape "
                 f"{tuple(logits.shape)}"
             )
-        check_logits(logits, dim=self._logits_dim)
-        check_callable(f, "f")
-        if not isinstance(name, str):
-            raise TypeError(f"name must be a str, got {type_name(name)}")
-        self.logits = logits.detach().clone()
-        self.f = f
-        self.name = name
-        # f must map [..., D] to [...]: probe it on a small batch of valid points.
-        probe = self._probe_points()
-        out = f(probe)
-        if not isinstance(out, Tensor):
-            raise TypeError(f"f must return a torch.Tensor, got {type_name(out)}")
-        if out.shape != probe.shape[:-1]:
-            raise ValueError(
-                f"f must map samples of shape [..., {self.dim}] to costs of shape [...]: on "
-                f"input {tuple(probe.shape)} it returned {tuple(out.shape)}; reduce over the "
-                f"last dimension only (e.g. .sum(-1), not .sum())"
-            )
 
-    _size_name = "D"
+    @property
+    def shape(self) -> torch.Size:
+        """Shape of one sample (and of the logits): ``[D]``, or ``[N, K]`` for N categoricals."""
+        return self.logits.shape
 
     @property
     def dim(self) -> int:
-        """D, the number of logits (categories K, or Bernoulli variables n)."""
-        return self.logits.shape[0]
+        """D, the number of logits (categories K, or Bernoulli variables n; N*K for products)."""
+        return self.logits.numel()
+
+    @property
+    def n_params(self) -> int:
+        """P, the number of the cost's own parameters (0 without ``params``)."""
+        return 0 if self.params is None else self.params.numel()
+
+    def cost(self, z: Tensor, params: Tensor | None = None) -> Tensor:
+        """``f(z)``, or ``f(z, params)`` for a cost with parameters (default: the problem's)."""
+        if self.params is None:
+            return self.f(z)
+        return self.f(z, self.params if params is None else params)
+
+    @property
+    def enumerable(self) -> bool:
+        """Whether exact values and gradients can be computed by enumeration."""
+        return self.n_outcomes <= MAX_EXACT_OUTCOMES
+
+    @property
+    def n_outcomes(self) -> int:
+        """Number of joint outcomes (K**N, or 2**n)."""
+        if self.kind == "categorical":
+            return self.shape[-1] ** math.prod(self.shape[:-1])
+        return 2 ** self.shape[0]
+
+    def _check_enumerable(self, what: str) -> None:
+        if not self.enumerable:
+            raise ValueError(
+                f"{what} enumerates all {self.n_outcomes:.3g} outcomes, more than "
+                f"MAX_EXACT_OUTCOMES={MAX_EXACT_OUTCOMES}; use a Monte Carlo reference "
+                f"(problem.reference_gradient(...)) instead"
+            )
+
+    def node(self, logits: Tensor) -> StochasticNode:
+        """The :class:`lib.estimators.StochasticNode` of this problem at ``logits [..., *shape]``.
+
+        Its batch dimensions are the leading dimensions of ``logits``.
+        """
+        event_dims = self.logits.dim() - (1 if self.kind == "categorical" else 0)
+        return StochasticNode(self.kind, logits, event_dims=event_dims)
+
+    def sample(self, logits: Tensor, generator: torch.Generator | None) -> Tensor:
+        """Exact samples (one-hot / 0-1) with the shape of ``logits`` (no gradient)."""
+        check_generator(generator, like=logits)
+        return self.node(logits).sample(1, generator)[0]
+
+    def log_prob(self, samples: Tensor, logits: Tensor) -> Tensor:
+        """Joint log-probability ``[...]`` of ``samples [..., *shape]`` (differentiable)."""
+        return self.node(logits).log_prob(samples)
+
+    def probs(self, logits: Tensor) -> Tensor:
+        """Mean of the one-hot / 0-1 sample, the shape of ``logits`` (differentiable)."""
+        return self.node(logits).probs()
+
+    def relaxed(
+        self, logits: Tensor, tau: float, hard: bool, generator: torch.Generator | None
+    ) -> Tensor:
+        """Gumbel-softmax / Binary Concrete sample of the shape of ``logits``."""
+        return self.node(logits).relaxed(1, tau, hard, generator)[0]
 
     def _logits_or_default(self, logits: Tensor | None, n_repeats: int | None = None) -> Tensor:
-        """Check ``logits`` (``[D]``, or ``[n_repeats, D]`` when ``n_repeats`` is given)."""
+        """Check ``logits`` (``shape``, or ``[n_repeats, *shape]`` when ``n_repeats`` is given)."""
         if logits is None:
             return self.logits
         check_tensor(logits, "logits")
-        batched = n_repeats is not None and logits.shape == (n_repeats, self.dim)
+        batched = n_repeats is not None and logits.shape == (n_repeats, *self.shape)
         if logits.shape != self.logits.shape and not batched:
-            also = f" or [n_repeats, D] = [{n_repeats}, {self.dim}]" if n_repeats else ""
+            also = (f" or [n_repeats, *shape] = {(n_repeats, *self.shape)}" if n_repeats
+                    else "")
             raise ValueError(
                 f"logits must have the problem's shape {tuple(self.logits.shape)}{also}, got "
                 f"{tuple(logits.shape)}"
@@ -149,30 +230,32 @@ class _Problem:
         raise NotImplementedError
 
     def _outcomes(self) -> Tensor:
-        """Every outcome, ``[N, D]`` (one-hot rows, or the 2**n binary configurations)."""
-        raise NotImplementedError
+        """Every outcome, ``[O, *shape]`` (one-hot rows, or the 2**n binary configurations)."""
+        return self.node(self.logits).outcomes()[0].detach()
 
     def _log_probs_of_outcomes(self, logits: Tensor) -> Tensor:
-        """``[..., N]`` log-probabilities of every outcome under ``logits [..., D]``."""
-        raise NotImplementedError
+        """``[M, O]`` log-probabilities of every outcome under ``logits [M, *shape]``."""
+        return self.node(logits).log_prob(self._outcomes().unsqueeze(1)).transpose(0, 1)
 
     def _cost_scale(self) -> float:
         """max |f| over all outcomes (a scale for round-off errors)."""
         if getattr(self, "_cost_table", None) is None:
+            self._check_enumerable("the exact value")
             with torch.no_grad():
-                self._cost_table = self.f(self._outcomes()).detach()
+                self._cost_table = self.cost(self._outcomes()).detach()
         return float(self._cost_table.abs().max())
 
     def exact_values(self, logits: Tensor) -> Tensor:
-        r"""Exact :math:`\mathbb{E}[f]` for a batch of logits ``[M, D]`` -> ``[M]`` (vectorised).
+        r"""Exact :math:`\mathbb{E}[f]` for a batch of logits ``[M, *shape]`` -> ``[M]``.
 
         Differentiable in ``logits`` (``f`` is evaluated once on every outcome and treated as
         fixed). Used along optimisation trajectories and by the ``exact`` estimator.
         """
         check_tensor(logits, "logits")
-        if logits.dim() != 2 or logits.shape[1] != self.dim:
+        if logits.dim() != self.logits.dim() + 1 or logits.shape[1:] != self.shape:
             raise ValueError(
-                f"logits must have shape [M, {self.dim}], got {tuple(logits.shape)}"
+                f"logits must have shape [M, {', '.join(map(str, self.shape))}], got "
+                f"{tuple(logits.shape)}"
             )
         self._cost_scale()  # evaluates and caches f on every outcome
         costs = self._cost_table.to(logits.dtype)
@@ -180,16 +263,20 @@ class _Problem:
 
     def exact_value(self, logits: Tensor | None = None) -> float:
         """Exact :math:`\\mathbb{E}[f(z)]` at ``logits`` (default: the problem's) by enumeration."""
-        raise NotImplementedError
+        logits = self._logits_or_default(logits)
+        with torch.no_grad():
+            return float(self.exact_values(logits.unsqueeze(0))[0])
 
     def exact_gradient(self, logits: Tensor | None = None) -> Tensor:
-        """Exact gradient ``[D]`` with respect to the logits, by enumeration.
+        """Exact gradient (the logits' shape) with respect to the logits, by enumeration.
 
         Computed by :func:`lib.estimators.exact_gradient_categorical` /
-        :func:`~lib.estimators.exact_gradient_bernoulli`; the result at the problem's own logits
-        is cached (``f`` is fixed), so repeated measurements do not repeat the enumeration.
+        :func:`~lib.estimators.exact_gradient_bernoulli` (products of categoricals: the
+        registry's ``exact``); the result at the problem's own logits is cached (``f`` is
+        fixed), so repeated measurements do not repeat the enumeration.
         """
         logits = self._logits_or_default(logits)
+        self._check_enumerable("the exact gradient")
         if logits is self.logits or torch.equal(logits, self.logits):
             if getattr(self, "_exact_at_logits", None) is None:
                 self._exact_at_logits = self._exact_gradient(self.logits)
@@ -197,47 +284,113 @@ class _Problem:
         return self._exact_gradient(logits)
 
     def _exact_gradient(self, logits: Tensor) -> Tensor:
-        raise NotImplementedError
+        return self._exact_gradients(logits)[0]
 
-    def node(self, logits: Tensor) -> StochasticNode:
-        """The :class:`lib.estimators.StochasticNode` of this problem at ``logits [..., D]``."""
-        return StochasticNode(self.kind, logits, event_dims=1 if self.kind == "bernoulli" else 0)
+    def _exact_gradients(self, logits: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Exact gradients w.r.t. the logits and (if any) the cost's parameters."""
+        leaf = logits.detach().unsqueeze(0).clone().requires_grad_(True)
+        theta = None if self.params is None else self.params.clone().requires_grad_(True)
+        with torch.enable_grad():
+            out = surrogate("exact", self.node(leaf), lambda z: self.cost(z, theta))
+            inputs = [leaf] if theta is None else [leaf, theta]
+            grads = torch.autograd.grad(out.loss.sum(), inputs, allow_unused=True)
+        grads = [torch.zeros_like(x) if g is None else g.detach() for x, g in zip(inputs, grads)]
+        return grads[0][0], (grads[1] if theta is not None else None)
 
-    def sample(self, logits: Tensor, generator: torch.Generator | None) -> Tensor:
-        """Exact samples (one-hot / 0-1) with the shape of ``logits`` (no gradient)."""
-        check_generator(generator, like=logits)
-        return self.node(logits).sample(1, generator)[0]
+    def exact_param_gradient(self) -> Tensor:
+        """Exact gradient ``[P]`` of the expected cost w.r.t. the cost's own parameters."""
+        if self.params is None:
+            raise ValueError("this problem's cost has no parameters (pass params= to create one)")
+        self._check_enumerable("the exact gradient")
+        return self._exact_gradients(self.logits)[1]
 
-    def log_prob(self, samples: Tensor, logits: Tensor) -> Tensor:
-        """Joint log-probability ``[...]`` of ``samples [..., D]`` (differentiable in logits)."""
-        return self.node(logits).log_prob(samples)
+    def reference_gradient(
+        self,
+        n_samples: int = 100_000,
+        generator: torch.Generator | None = None,
+        *,
+        estimator: str = "reinforce_loo",
+        n_batches: int = 100,
+        logits: Tensor | None = None,
+    ) -> Reference:
+        r"""A Monte Carlo reference gradient with its standard error, for problems too large
+        to enumerate.
 
-    def probs(self, logits: Tensor) -> Tensor:
-        """Mean of the one-hot / 0-1 sample, ``[..., D]`` (differentiable in logits)."""
-        return self.node(logits).probs()
+        Averages ``n_batches`` independent estimates of the UNBIASED ``estimator`` (default
+        ``reinforce_loo``), each from ``n_samples // n_batches`` samples; the standard error
+        of each coordinate is the batch-to-batch standard deviation over
+        :math:`\sqrt{\text{n\_batches}}`. :func:`measure` takes it as ``reference=`` and adds
+        its standard error to that of the bias.
 
-    def relaxed(
-        self, logits: Tensor, tau: float, hard: bool, generator: torch.Generator | None
-    ) -> Tensor:
-        """Gumbel-softmax / Binary Concrete sample of the shape of ``logits``."""
-        return self.node(logits).relaxed(1, tau, hard, generator)[0]
+        Args:
+            n_samples: total samples (>= 2 per batch).
+            generator: optional ``torch.Generator``.
+            estimator: an unbiased registered estimator.
+            n_batches: independent batches (>= 2), for the standard error.
+            logits: where (default: the problem's logits).
+
+        Returns:
+            A :class:`Reference`.
+        """
+        n_samples = check_int(n_samples, "n_samples", min_value=2)
+        n_batches = check_int(n_batches, "n_batches", min_value=2)
+        est = get_estimator(estimator)
+        if not est.unbiased:
+            raise ValueError(f"a reference gradient needs an unbiased estimator; {estimator!r} "
+                             f"is biased")
+        per_batch = n_samples // n_batches
+        if per_batch < est._min_samples:
+            raise ValueError(f"n_samples // n_batches = {per_batch} samples per batch; "
+                             f"{estimator} needs at least {est._min_samples}")
+        logits = self._logits_or_default(logits)
+        g_logits, g_params = est(self, logits, per_batch, n_batches, generator,
+                                 with_params=True)
+        rows = g_logits.reshape(n_batches, -1).double()
+        if g_params is not None:
+            rows = torch.cat([rows, g_params.double()], dim=1)
+        return Reference(values=rows.mean(0), se=rows.std(0) / math.sqrt(n_batches),
+                         method=f"{est.label}, {per_batch * n_batches} samples")
 
     def __repr__(self) -> str:
         label = f"{self.name!r}, " if self.name else ""
-        return f"{type(self).__name__}({label}D={self.dim})"
+        shape = "x".join(map(str, self.shape))
+        params = f", P={self.n_params}" if self.params is not None else ""
+        return f"{type(self).__name__}({label}D={shape}{params})"
+
+
+class Reference(NamedTuple):
+    """A reference gradient for :func:`measure`: values and standard errors, flattened.
+
+    Attributes:
+        values: float64 ``[D + P]``: the logits' gradient (flattened), then the parameters'.
+        se: float64 ``[D + P]``: standard errors (0 for an exact reference).
+        method: how it was computed, e.g. ``"exact"`` or ``"REINFORCE + LOO, 100000 samples"``.
+    """
+
+    values: Tensor
+    se: Tensor
+    method: str
 
 
 class CategoricalProblem(_Problem):
-    r"""Minimise :math:`\mathbb{E}_{z \sim \mathrm{Categorical}(\mathrm{softmax}(\ell))}[f(z)]`.
+    r"""Minimise :math:`\mathbb{E}_{z}[f(z)]` over one categorical, or a product of N.
+
+    With logits ``[K]``, :math:`z \sim \mathrm{Categorical}(\mathrm{softmax}(\ell))` is one-hot
+    ``[K]``; with logits ``[N, K]``, :math:`z` holds N independent one-hot rows ``[N, K]``
+    (a product of categoricals, as in a VAE's code), and the cost sees them together.
 
     Args:
-        logits: floating tensor ``[K]`` (finite or ``-inf``), the point where gradients are
-            measured (copied and detached).
-        f: the cost, a differentiable function mapping samples ``[..., K]`` (one-hot vectors,
-            or relaxed points of the simplex for Gumbel-softmax) to costs ``[...]``. It must be
-            defined on the whole simplex if relaxed estimators are to be used, e.g.
-            ``lambda z: z @ cost_table``.
+        logits: floating tensor ``[K]`` or ``[N, K]`` (finite or ``-inf``), the point where
+            gradients are measured (copied and detached).
+        f: the cost, a differentiable function mapping samples ``[..., K]`` (``[..., N, K]``)
+            (one-hot, or relaxed points of the simplex for Gumbel-softmax) to costs ``[...]``.
+            It must be defined on the whole simplex if relaxed estimators are to be used,
+            e.g. ``lambda z: z @ cost_table``. With ``params``, ``f(z, params)``: the
+            parameters arrive as ``[..., P]`` whose leading dimensions broadcast against
+            ``z``'s (index them as ``params[..., j]``).
         name: optional label for tables and figures.
+        params: optional 1-D tensor ``[P]``: the cost's own parameters. The lab then measures
+            their gradient too (:func:`measure`).
 
     Example:
         >>> problem = CategoricalProblem(torch.zeros(3), lambda z: z @ torch.tensor([1., 2., 4.]))
@@ -251,24 +404,41 @@ class CategoricalProblem(_Problem):
     _logits_dim = -1
     _size_name = "K categories"
 
+    def _check_logits_shape(self, logits: Tensor) -> None:
+        if logits.dim() not in (1, 2) or logits.shape[-1] == 0 or logits.shape[0] == 0:
+            raise ValueError(
+                f"logits must be [K] (one categorical) or [N, K] (N independent "
+                f"categoricals), got shape {tuple(logits.shape)}"
+            )
+
     def _probe_points(self) -> Tensor:
-        eye = self._outcomes()
-        return eye[torch.arange(6, device=eye.device) % self.dim].reshape(2, 3, self.dim)
+        k = self.shape[-1]
+        eye = torch.eye(k, dtype=self.logits.dtype, device=self.logits.device)
+        n = math.prod(self.shape[:-1])
+        index = torch.arange(6 * n, device=eye.device) % k
+        return eye[index].reshape(2, 3, *self.shape)
 
     def _outcomes(self) -> Tensor:
-        return torch.eye(self.dim, dtype=self.logits.dtype, device=self.logits.device)
+        if self.logits.dim() == 1:
+            return torch.eye(self.dim, dtype=self.logits.dtype, device=self.logits.device)
+        return super()._outcomes()
 
     def _log_probs_of_outcomes(self, logits: Tensor) -> Tensor:
-        return torch.log_softmax(logits, dim=-1)
+        if self.logits.dim() == 1:
+            return torch.log_softmax(logits, dim=-1)
+        return super()._log_probs_of_outcomes(logits)
 
     def exact_value(self, logits: Tensor | None = None) -> float:
+        if self.logits.dim() != 1:
+            return super().exact_value(logits)
         logits = self._logits_or_default(logits)
         with torch.no_grad():
-            return float(exact_expectation_categorical(logits, self.f))
+            return float(exact_expectation_categorical(logits, self.cost))
 
     def _exact_gradient(self, logits: Tensor) -> Tensor:
-        return exact_gradient_categorical(logits, self.f)
-
+        if self.logits.dim() != 1:
+            return super()._exact_gradient(logits)
+        return exact_gradient_categorical(logits, self.cost)
 
 
 class BernoulliProblem(_Problem):
@@ -279,11 +449,15 @@ class BernoulliProblem(_Problem):
     the gradient with respect to :math:`\theta`).
 
     Args:
-        logits: finite floating tensor ``[n]``, ``n <= 20`` (exact gradients enumerate the
-            :math:`2^n` configurations), the point where gradients are measured.
+        logits: finite floating tensor ``[n]``, the point where gradients are measured. Exact
+            values and gradients enumerate the :math:`2^n` configurations, so they need
+            ``n <= 20``; larger problems are measured against
+            :meth:`reference_gradient`.
         f: the cost, a differentiable function mapping samples ``[..., n]`` (0/1 vectors, or
-            relaxed values in [0, 1]) to costs ``[...]``.
+            relaxed values in [0, 1]) to costs ``[...]``; with ``params``, ``f(z, params)``
+            as for :class:`CategoricalProblem`.
         name: optional label for tables and figures.
+        params: optional 1-D tensor ``[P]``: the cost's own parameters.
 
     Example:
         The RELAX toy of Grathwohl et al. (2018), at :math:`\theta = \sigma(0) = 0.5`:
@@ -297,22 +471,19 @@ class BernoulliProblem(_Problem):
     _logits_dim = None
     _size_name = "n variables"
 
-    def __init__(self, logits: Tensor, f: Callable[[Tensor], Tensor], name: str = "") -> None:
-        check_tensor(logits, "logits")
-        if logits.dim() == 1 and logits.shape[0] > 20:
-            raise ValueError(
-                f"a BernoulliProblem has at most 20 variables (exact gradients enumerate 2**n "
-                f"configurations), got n = {logits.shape[0]}"
-            )
-        if logits.dim() == 1 and logits.shape[0] == 0:
+    def _check_logits_shape(self, logits: Tensor) -> None:
+        super()._check_logits_shape(logits)
+        if logits.shape[0] == 0:
             raise ValueError("logits must have at least one variable, got shape (0,)")
-        super().__init__(logits, f, name)
 
     def _probe_points(self) -> Tensor:
         device = self.logits.device
-        bits = torch.arange(self.dim, device=device)
+        bits = torch.arange(min(self.dim, 62), device=device)
         codes = torch.arange(6, device=device).unsqueeze(-1) >> bits
-        return (codes & 1).to(self.logits.dtype).reshape(2, 3, self.dim)
+        points = (codes & 1).to(self.logits.dtype)
+        if self.dim > 62:
+            points = torch.cat([points, points.new_zeros(6, self.dim - 62)], dim=-1)
+        return points.reshape(2, 3, self.dim)
 
     def _outcomes(self) -> Tensor:
         return enumerate_binary(self.dim, dtype=self.logits.dtype, device=self.logits.device)
@@ -323,12 +494,12 @@ class BernoulliProblem(_Problem):
 
     def exact_value(self, logits: Tensor | None = None) -> float:
         logits = self._logits_or_default(logits)
+        self._check_enumerable("the exact value")
         with torch.no_grad():
-            return float(exact_expectation_bernoulli(logits, self.f))
+            return float(exact_expectation_bernoulli(logits, self.cost))
 
     def _exact_gradient(self, logits: Tensor) -> Tensor:
-        return exact_gradient_bernoulli(logits, self.f)
-
+        return exact_gradient_bernoulli(logits, self.cost)
 
 
 Problem = CategoricalProblem | BernoulliProblem
@@ -378,9 +549,9 @@ def _moving_average_baseline(problem, leaf, state):
                 "a one-shot moving-average estimate needs the same logits for every repeat (the "
                 "repeats act as consecutive steps); carry a state from new_state() instead"
             )
-        expanded = leaf.detach()[:1].unsqueeze(0).expand(n_samples, warmup, -1)
+        expanded = leaf.detach()[:1].unsqueeze(0).expand(n_samples, warmup, *problem.shape)
         with torch.no_grad():
-            warm = problem.f(problem.sample(expanded, state["generator"])).mean(0)  # [warmup]
+            warm = problem.cost(problem.sample(expanded, state["generator"])).mean(0)  # [warmup]
         history = torch.cat([warm, batch_means]).double()  # [warmup + R], oldest first
         return _ema_of_previous(history, beta)[warmup:].to(costs.dtype).unsqueeze(0)  # [1, R]
 
@@ -425,7 +596,8 @@ class Estimator:
     """A registered gradient estimator with fixed parameters; create with :func:`get_estimator`.
 
     Call it as ``estimator(problem, logits, n_samples, n_repeats, generator)`` to get a tensor
-    ``[n_repeats, D]`` of independent estimates of the gradient of :math:`\\mathbb{E}[f(z)]`
+    ``[n_repeats, *problem.shape]`` (``[n_repeats, D]`` for one distribution) of independent
+    estimates of the gradient of :math:`\\mathbb{E}[f(z)]`
     with respect to ``logits`` (each the average over ``n_samples`` samples). The estimate is
     that of :func:`lib.estimators.surrogate` under the same name: the lab, the models and the
     chapters share one definition of each estimator.
@@ -433,7 +605,9 @@ class Estimator:
     ``logits`` is ``None`` (the problem's), ``[D]`` (one point for all repeats) or
     ``[n_repeats, D]`` (one point per repeat: parallel optimisation runs). Pass
     ``state=estimator.new_state()`` to carry a moving-average baseline over calls (one
-    average per repeat).
+    average per repeat). With ``with_params=True`` the call returns a pair: the logits'
+    estimates and those of the cost's own parameters ``[n_repeats, P]`` (``None`` when the
+    problem has none).
 
     Attributes:
         name: registry name, e.g. ``"gumbel_softmax"``.
@@ -476,7 +650,8 @@ class Estimator:
         generator: torch.Generator | None = None,
         *,
         state: dict[str, Any] | None = None,
-    ) -> Tensor:
+        with_params: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor | None]:
         if not isinstance(problem, _Problem):
             raise TypeError(
                 f"problem must be a CategoricalProblem or BernoulliProblem, got "
@@ -491,9 +666,13 @@ class Estimator:
                 f"baseline of each sample is the mean of the others), got n_samples={n_samples}"
             )
         check_generator(generator, like=logits)
-        # [R, D] leaf: row r's gradient is the r-th estimate. ``logits`` is [D] (the same
-        # point for every repeat) or [R, D] (one point per repeat, e.g. parallel runs).
-        leaf = logits.detach().expand(n_repeats, -1).clone().requires_grad_(True)
+        # [R, *shape] leaf: row r's gradient is the r-th estimate. ``logits`` has the
+        # problem's shape (the same point for every repeat) or [R, *shape] (one point per
+        # repeat, e.g. parallel runs). A cost with parameters gets its own [R, P] leaf.
+        leaf = logits.detach().expand(n_repeats, *problem.shape).clone().requires_grad_(True)
+        theta = None
+        if problem.params is not None:
+            theta = problem.params.expand(n_repeats, -1).clone().requires_grad_(True)
         name, params = self.name, dict(self.params)
         if name == _MOVING_AVERAGE:
             state = {} if state is None else state
@@ -503,11 +682,15 @@ class Estimator:
             state["generator"] = generator
             name, params = "reinforce", {"baseline": _moving_average_baseline(problem, leaf,
                                                                              state)}
+        inputs = [leaf] if theta is None else [leaf, theta]
         with torch.enable_grad():
-            out = surrogate(name, problem.node(leaf), problem.f, n_samples, generator,
-                            **params)
-            (grad,) = torch.autograd.grad(out.loss.sum(), leaf, allow_unused=True)
-        return torch.zeros_like(leaf) if grad is None else grad.detach()
+            out = surrogate(name, problem.node(leaf), lambda z: problem.cost(z, theta),
+                            n_samples, generator, **params)
+            grads = torch.autograd.grad(out.loss.sum(), inputs, allow_unused=True)
+        grads = [torch.zeros_like(x) if g is None else g.detach() for x, g in zip(inputs, grads)]
+        if with_params:
+            return grads[0], (grads[1] if theta is not None else None)
+        return grads[0]
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
@@ -630,6 +813,61 @@ def line_style(estimator: Estimator) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Measurement:
+    r"""What :func:`measure` returns: an estimator's error against a reference gradient.
+
+    Vectors are detached float64 tensors over the D logits (flattened) followed by the cost's
+    P parameters, if it has any (``n_params``).
+
+    Attributes:
+        estimator: the estimator's label.
+        n_samples: samples per estimate.
+        n_repeats: independent estimates R.
+        mean: ``[D + P]`` the average estimate.
+        reference: ``[D + P]`` the reference gradient (exact, or a Monte Carlo estimate).
+        reference_se: ``[D + P]`` its standard errors (0 when exact).
+        reference_method: ``"exact"``, or how the Monte Carlo reference was computed.
+        bias: ``[D + P]`` mean - reference.
+        bias_se: ``[D + P]`` standard error of each bias coordinate (of the mean and of the
+            reference together).
+        bias_z: ``[D + P]`` bias / sqrt(bias_se^2 + r^2), with a round-off floor
+            r = 100 x float eps x (max |f| + max |reference|).
+        max_abs_z: the largest ``|bias_z|``.
+        bias_norm: Euclidean norm of ``bias``.
+        bias_noise: the bias norm expected from noise alone for an unbiased estimator,
+            sqrt(tr(variance) / R + sum(reference_se^2)).
+        variance: ``[D + P]`` per-coordinate variance of one estimate.
+        variance_total: its trace.
+        mse: mean over repeats of ``||g_r - reference||^2``.
+        mse_se: its standard error.
+        relative_mse: mse / ||reference||^2 (inf if the reference is 0).
+        seconds_per_estimate: wall time of the call / R (machine-dependent: never print it).
+        n_params: P, the number of cost parameters at the end of the vectors.
+    """
+
+    estimator: str
+    n_samples: int
+    n_repeats: int
+    mean: Tensor
+    reference: Tensor
+    reference_se: Tensor
+    reference_method: str
+    bias: Tensor
+    bias_se: Tensor
+    bias_z: Tensor
+    max_abs_z: float
+    bias_norm: float
+    bias_noise: float
+    variance: Tensor
+    variance_total: float
+    mse: float
+    mse_se: float
+    relative_mse: float
+    seconds_per_estimate: float
+    n_params: int = 0
+
+
 def measure(
     problem: Problem,
     estimator: Estimator | Callable[..., Tensor],
@@ -638,11 +876,17 @@ def measure(
     generator: torch.Generator | None = None,
     *,
     logits: Tensor | None = None,
-) -> dict[str, Any]:
-    r"""Bias, variance and mean squared error of an estimator against the exact gradient.
+    reference: Reference | None = None,
+) -> Measurement:
+    r"""Bias, variance and mean squared error of an estimator against a reference gradient.
 
     Draws ``n_repeats`` independent estimates :math:`g_1, \dots, g_R` (each from ``n_samples``
-    samples) and compares them with the exact gradient :math:`g^*`:
+    samples) and compares them with the reference gradient :math:`g^*`: the exact gradient
+    by enumeration when the problem is small enough (:attr:`~CategoricalProblem.enumerable`),
+    otherwise the ``reference`` you pass (:meth:`~CategoricalProblem.reference_gradient`, a
+    large-sample unbiased estimate with its standard error). For a problem with cost
+    parameters, the parameters' gradient is measured too (the last ``n_params``
+    coordinates).
 
     .. math::
         \text{bias} = \bar g - g^*, \qquad
@@ -650,38 +894,31 @@ def measure(
         \text{mse} = \frac1R \sum_r \lVert g_r - g^* \rVert^2 .
 
     The measured bias is itself noisy: its standard error per coordinate is
-    :math:`\sqrt{\text{variance}_i / R}`, and for an UNBIASED estimator
-    :math:`\mathbb{E}\lVert \bar g - g^*\rVert^2 = \mathrm{tr}(\text{variance})/R`, so
-    ``bias_noise`` :math:`= \sqrt{\mathrm{tr}/R}` is the size of bias one should expect from
+    :math:`\sqrt{\text{variance}_i / R + \mathrm{se}^{*2}_i}`, and for an UNBIASED estimator
+    :math:`\mathbb{E}\lVert \bar g - g^*\rVert^2 = \mathrm{tr}(\text{variance})/R
+    + \sum_i \mathrm{se}^{*2}_i`, so ``bias_noise`` is the size of bias one should expect from
     noise alone. A ``bias_norm`` several times ``bias_noise`` (or a large ``max_abs_z``) is real
-    bias.
+    bias. The MSE against a Monte Carlo reference is too large by about
+    :math:`\sum_i \mathrm{se}^{*2}_i`: keep the reference's standard errors small.
 
     Args:
-        problem: a :class:`CategoricalProblem` or :class:`BernoulliProblem` (D logits).
+        problem: a :class:`CategoricalProblem` or :class:`BernoulliProblem`.
         estimator: an :class:`Estimator`, or any callable with the same signature returning
-            ``[n_repeats, D]``.
+            ``[n_repeats, *problem.shape]``.
         n_samples: samples per estimate, >= 1.
         n_repeats: independent estimates, >= 2.
         generator: optional ``torch.Generator`` on the CPU or on the problem's device.
-        logits: where to measure (default: the problem's logits), shape ``[D]``.
+        logits: where to measure (default: the problem's logits), the problem's shape.
+        reference: a :class:`Reference`; default: the exact gradient (a ``ValueError`` if the
+            problem is too large to enumerate).
 
     Returns:
-        dict with
-        ``mean`` ``[D]`` (the average estimate), ``exact`` ``[D]``, ``bias`` ``[D]``,
-        ``bias_se`` ``[D]`` (standard error of each bias coordinate), ``bias_z`` ``[D]``
-        (bias / sqrt(bias_se^2 + r^2), with a round-off floor r = 100 x float eps x
-        (max |f| + max |exact|)), ``max_abs_z`` (float), ``bias_norm`` (float,
-        Euclidean), ``bias_noise`` (float, see above), ``variance`` ``[D]``,
-        ``variance_total`` (float, the trace), ``mse`` (float), ``mse_se`` (float, its standard
-        error), ``relative_mse`` (mse / ||exact||^2, inf if the exact gradient is 0),
-        ``seconds_per_estimate`` (float: wall time of the call / n_repeats; machine-dependent,
-        do not print it in a notebook), ``n_samples``, ``n_repeats``, ``estimator`` (its label).
-        Vectors are detached float64 tensors.
+        A :class:`Measurement`.
 
     Example:
         >>> toy = BernoulliProblem(torch.zeros(1), lambda b: ((b - 0.499) ** 2).sum(-1))
         >>> m = measure(toy, get_estimator("reinforce"), 10, 2000, torch.Generator().manual_seed(0))
-        >>> m["bias_norm"] < 4 * m["bias_noise"]
+        >>> m.bias_norm < 4 * m.bias_noise
         True
     """
     _check_problem(problem)
@@ -690,50 +927,75 @@ def measure(
     n_repeats = check_int(n_repeats, "n_repeats", min_value=2)
     logits = problem._logits_or_default(logits)
     check_generator(generator, like=logits)
-    exact = problem.exact_gradient(logits).double()
+    width = problem.dim + problem.n_params
+    if reference is None:
+        if not problem.enumerable:
+            problem._check_enumerable("measure's default (exact) reference")
+        exact = problem.exact_gradient(logits).double().flatten()
+        if problem.params is not None:
+            exact = torch.cat([exact, problem._exact_gradients(logits)[1].double()])
+        reference = Reference(exact, torch.zeros_like(exact), "exact")
+    elif not isinstance(reference, Reference):
+        raise TypeError(f"reference must be a Reference (problem.reference_gradient(...)), got "
+                        f"{type_name(reference)}")
+    elif reference.values.shape != (width,):
+        raise ValueError(f"reference has {reference.values.numel()} coordinates; this problem "
+                         f"has {width} (D logits + P parameters)")
+    ref, ref_se = reference.values.double(), reference.se.double()
     start = time.perf_counter()
-    estimates = estimator(problem, logits, n_samples, n_repeats, generator)
+    if problem.params is not None and isinstance(estimator, Estimator):
+        g_logits, g_params = estimator(problem, logits, n_samples, n_repeats, generator,
+                                       with_params=True)
+        estimates = torch.cat([g_logits.reshape(n_repeats, -1), g_params], dim=1)
+    else:
+        estimates = estimator(problem, logits, n_samples, n_repeats, generator)
     seconds = time.perf_counter() - start
-    if not isinstance(estimates, Tensor) or estimates.shape != (n_repeats, problem.dim):
+    expected = (n_repeats, *problem.shape) if problem.params is None else (n_repeats, width)
+    if not isinstance(estimates, Tensor) or estimates.shape != expected:
         shape = tuple(estimates.shape) if isinstance(estimates, Tensor) else type_name(estimates)
+        dims = ", ".join(str(d) for d in expected[1:])
         raise ValueError(
-            f"estimator must return a tensor of shape [n_repeats, D] = "
-            f"[{n_repeats}, {problem.dim}], got {shape}"
+            f"estimator must return a tensor of shape [n_repeats, {dims}] = "
+            f"{list(expected)}, got {shape}"
         )
-    g = estimates.detach().double()
+    g = estimates.detach().double().reshape(n_repeats, width)
     mean = g.mean(0)
-    bias = mean - exact
+    bias = mean - ref
     variance = g.var(0, unbiased=True)
-    bias_se = (variance / n_repeats).sqrt()
+    bias_se = (variance / n_repeats + ref_se**2).sqrt()
     # z-score of each bias coordinate, with a floor for floating-point round-off so that a
     # zero-variance estimate that is right up to rounding (exact; straight-through on a linear
     # cost) gets |z| < 1 instead of a huge ratio of two round-off errors.
     eps = torch.finfo(problem.logits.dtype).eps
-    roundoff = 100 * eps * (problem._cost_scale() + float(exact.abs().max())) + 1e-300
+    scale = problem._cost_scale() if problem.enumerable else 0.0
+    roundoff = 100 * eps * (scale + float(ref.abs().max())) + 1e-300
     z = bias / (bias_se**2 + roundoff**2).sqrt()
-    sq_err = ((g - exact) ** 2).sum(-1)
+    sq_err = ((g - ref) ** 2).sum(-1)
     mse = float(sq_err.mean())
-    exact_sq = float((exact**2).sum())
+    ref_sq = float((ref**2).sum())
     label = getattr(estimator, "label", getattr(estimator, "__name__", type_name(estimator)))
-    return {
-        "estimator": label,
-        "n_samples": n_samples,
-        "n_repeats": n_repeats,
-        "mean": mean,
-        "exact": exact,
-        "bias": bias,
-        "bias_se": bias_se,
-        "bias_z": z,
-        "max_abs_z": float(z.abs().max()),
-        "bias_norm": float(bias.norm()),
-        "bias_noise": math.sqrt(float(variance.sum()) / n_repeats),
-        "variance": variance,
-        "variance_total": float(variance.sum()),
-        "mse": mse,
-        "mse_se": float(sq_err.std(unbiased=True)) / math.sqrt(n_repeats),
-        "relative_mse": mse / exact_sq if exact_sq > 0 else math.inf,
-        "seconds_per_estimate": seconds / n_repeats,
-    }
+    return Measurement(
+        estimator=label,
+        n_samples=n_samples,
+        n_repeats=n_repeats,
+        mean=mean,
+        reference=ref,
+        reference_se=ref_se,
+        reference_method=reference.method,
+        bias=bias,
+        bias_se=bias_se,
+        bias_z=z,
+        max_abs_z=float(z.abs().max()),
+        bias_norm=float(bias.norm()),
+        bias_noise=math.sqrt(float(variance.sum()) / n_repeats + float((ref_se**2).sum())),
+        variance=variance,
+        variance_total=float(variance.sum()),
+        mse=mse,
+        mse_se=float(sq_err.std(unbiased=True)) / math.sqrt(n_repeats),
+        relative_mse=mse / ref_sq if ref_sq > 0 else math.inf,
+        seconds_per_estimate=seconds / n_repeats,
+        n_params=problem.n_params,
+    )
 
 
 def time_per_estimate(
@@ -783,6 +1045,19 @@ def time_per_estimate(
     return best / n_repeats
 
 
+class Trajectory(NamedTuple):
+    """What :func:`optimise` returns.
+
+    Attributes:
+        logits: ``[n_steps + 1, n_runs, *shape]``: the trajectories, starting point first.
+        value: ``[n_steps + 1, n_runs]``: the exact objective along them, by enumeration
+            (``None`` for a problem too large to enumerate).
+    """
+
+    logits: Tensor
+    value: Tensor | None
+
+
 def optimise(
     problem: Problem,
     estimator: Estimator | Callable[..., Tensor],
@@ -818,14 +1093,13 @@ def optimise(
         optimizer: ``"sgd"`` or ``"adam"``.
 
     Returns:
-        dict with ``logits`` ``[n_steps + 1, n_runs, D]`` (the trajectories, starting point
-        first) and ``value`` ``[n_steps + 1, n_runs]`` (the exact objective along them, by
-        enumeration).
+        A :class:`Trajectory` ``(logits, value)``: the trajectories ``[n_steps + 1, n_runs,
+        *shape]`` and the exact objective along them ``[n_steps + 1, n_runs]``.
 
     Example:
         >>> toy = BernoulliProblem(torch.zeros(1), lambda b: ((b - 0.499) ** 2).sum(-1))
         >>> out = optimise(toy, get_estimator("exact"), n_steps=10, lr=100.0)
-        >>> bool(out["logits"][-1, 0, 0] < 0)  # descends toward theta = 0
+        >>> bool(out.logits[-1, 0, 0] < 0)  # descends toward theta = 0
         True
     """
     _check_problem(problem)
@@ -838,7 +1112,7 @@ def optimise(
         raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
     start = problem._logits_or_default(logits)
     check_generator(generator, like=start)
-    param = start.expand(n_runs, -1).clone()
+    param = start.expand(n_runs, *problem.shape).clone()
     # The updates are written out (same formulas and defaults as torch.optim.SGD / Adam): the
     # first torch.optim step imports torch._dynamo, several seconds on a small machine.
     m = torch.zeros_like(param)
@@ -859,7 +1133,10 @@ def optimise(
             param = param - lr * m_hat / (v_hat.sqrt() + eps)
         snap_([param])  # the same trajectory on every CPU (lib.training)
         trajectory.append(param.clone())
-    path = torch.stack(trajectory)  # [n_steps + 1, n_runs, D]
-    with torch.no_grad():
-        values = problem.exact_values(path.reshape(-1, problem.dim)).reshape(n_steps + 1, n_runs)
-    return {"logits": path, "value": values}
+    path = torch.stack(trajectory)  # [n_steps + 1, n_runs, *shape]
+    values = None
+    if problem.enumerable:
+        with torch.no_grad():
+            values = problem.exact_values(path.reshape(-1, *problem.shape)).reshape(
+                n_steps + 1, n_runs)
+    return Trajectory(logits=path, value=values)

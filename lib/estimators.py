@@ -499,6 +499,59 @@ class StochasticNode:
         valid = self._valid(z)
         return z if valid is None else z * valid
 
+    def uniforms(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` draws of the noise behind every sample: uniforms ``[n, *logits.shape]``.
+
+        Strictly inside (0, 1) (clamped to ``[tiny, 1 - eps/2]``), so every transform below is
+        finite. Estimators that couple samples (antithetic pairs ``u`` and ``1 - u``, or a hard
+        and a relaxed sample of the same noise) draw them here and map them with
+        :meth:`sample_from` and :meth:`relaxed_from`.
+        """
+        from lib._validation import check_generator
+        from lib.gumbel import _uniform_open_like
+
+        check_generator(generator, like=self.logits)
+        return _uniform_open_like(self._expand(check_int(n, "n", min_value=1)).detach(),
+                                  generator)
+
+    def _noise(self, u: Tensor) -> Tensor:
+        # Gumbel noise -log(-log u) (categorical) or logistic noise log u - log(1 - u)
+        if self.kind == "categorical":
+            return -torch.log(-torch.log(u))
+        return torch.log(u) - torch.log1p(-u)
+
+    def sample_from(self, u: Tensor) -> Tensor:
+        """The exact sample that uniforms ``u`` (shape ``[..., *logits.shape]``) select.
+
+        Categorical: ``one_hot(argmax(logits + G))`` with ``G = -log(-log u)`` (Gumbel-max);
+        Bernoulli: ``1[logits + log u - log(1 - u) > 0]``, i.e. ``1[u > sigmoid(-logits)]``.
+        Both are the ``hard`` values of :meth:`relaxed_from` on the same ``u``. No gradient.
+        """
+        check_tensor(u, "u")
+        score = self.logits.detach() + self._noise(u)
+        if self.kind == "categorical":
+            z = F.one_hot(score.argmax(-1), score.shape[-1]).to(score.dtype)
+        else:
+            z = (score > 0).to(score.dtype)
+        valid = self._valid(z)
+        return z if valid is None else z * valid
+
+    def relaxed_from(self, u: Tensor, tau: float, hard: bool = False) -> Tensor:
+        """The Concrete / Binary Concrete sample of uniforms ``u``, differentiable in the logits.
+
+        ``softmax((logits + G) / tau)`` or ``sigmoid((logits + L) / tau)``; with
+        ``hard=True`` the value is :meth:`sample_from` and the gradient the relaxed sample's.
+        """
+        from lib._validation import check_tau
+
+        check_tensor(u, "u")
+        tau = check_tau(tau)
+        score = (self.logits + self._noise(u)) / tau
+        soft = torch.softmax(score, -1) if self.kind == "categorical" else torch.sigmoid(score)
+        z = straight_through(self.sample_from(u), soft) if hard else soft
+        valid = self._valid(z)
+        return z if valid is None else z * valid
+
     def relaxed(self, n: int, tau: float, hard: bool,
                 generator: torch.Generator | None = None) -> Tensor:
         """``n`` Gumbel-softmax (Concrete) or Binary Concrete samples, differentiable.

@@ -505,17 +505,17 @@ def estimator_playground(
                     m = measure(problem, recorder, 1, n_repeats,
                                 _generator(seed, "playground", p, key, est["key"], tau))
                     shown = recorder.estimates[:n_points].double()
-                    largest = max(float(shown.abs().max()), float(m["mean"].abs().max()), scale)
+                    largest = max(float(shown.abs().max()), float(m.mean.abs().max()), scale)
                     exponent = math.floor(math.log10(largest)) - 3  # 4 significant digits
                     entries.append({
                         "e": exponent,
                         "x": _quantised(shown[:, 0], exponent),
                         "y": _quantised(shown[:, 1], exponent),
-                        "mean": _quantised(m["mean"], exponent),
-                        "bias": _stat_text(m["bias_norm"], 1e-12),
-                        "noise": _stat_text(m["bias_noise"], 1e-12),
-                        "variance": _stat_text(m["variance_total"], 1e-20),
-                        "detected": m["max_abs_z"] >= 4.0,
+                        "mean": _quantised(m.mean, exponent),
+                        "bias": _stat_text(m.bias_norm, 1e-12),
+                        "noise": _stat_text(m.bias_noise, 1e-12),
+                        "variance": _stat_text(m.variance_total, 1e-20),
+                        "detected": m.max_abs_z >= 4.0,
                     })
                 clouds[est["key"]] = entries
             exact4 = [float(f"{v:.4g}") for v in exact.tolist()]

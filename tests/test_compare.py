@@ -15,6 +15,8 @@ from lib.compare import (
     BernoulliProblem,
     CategoricalProblem,
     Estimator,
+    Measurement,
+    Reference,
     get_estimator,
     line_style,
     measure,
@@ -139,13 +141,13 @@ def test_score_function_estimators_are_unbiased(name, problem_fn):
     problem = problem_fn(OFFSET)
     m = measure(problem, get_estimator(name), 4, 20_000, gen(1))
     # each coordinate's bias within 4.5 standard errors (D <= 4 coordinates)
-    assert m["max_abs_z"] < 4.5, m["bias_z"]
-    assert m["bias_norm"] < 4 * m["bias_noise"]
+    assert m.max_abs_z < 4.5, m.bias_z
+    assert m.bias_norm < 4 * m.bias_noise
 
 
 def test_baselines_reduce_variance_with_an_offset():
     problem = linear_categorical(OFFSET)
-    var = {n: measure(problem, get_estimator(n), 4, 4000, gen(2))["variance_total"]
+    var = {n: measure(problem, get_estimator(n), 4, 4000, gen(2)).variance_total
            for n in ("reinforce", "reinforce_moving_average", "reinforce_loo")}
     # the offset of 10 dominates REINFORCE's variance; any reasonable baseline removes it
     assert var["reinforce_loo"] < 0.1 * var["reinforce"]
@@ -154,8 +156,8 @@ def test_baselines_reduce_variance_with_an_offset():
 
 def test_reinforce_variance_falls_as_one_over_n_samples():
     problem = bernoulli_problem()
-    v1 = measure(problem, get_estimator("reinforce"), 1, 20_000, gen(3))["variance_total"]
-    v10 = measure(problem, get_estimator("reinforce"), 10, 20_000, gen(4))["variance_total"]
+    v1 = measure(problem, get_estimator("reinforce"), 1, 20_000, gen(3)).variance_total
+    v10 = measure(problem, get_estimator("reinforce"), 10, 20_000, gen(4)).variance_total
     # sample variances of 20,000 draws: relative SE about 2-5% here; 20% is far outside it
     assert v10 * 10 / v1 == pytest.approx(1.0, rel=0.2)
 
@@ -172,7 +174,7 @@ def test_straight_through_is_exact_for_a_linear_cost():
     torch.testing.assert_close(out, expected.expand(5, -1), atol=1e-6, rtol=1e-5)
     # measure's z-test must call this exact (round-off only), not infinitely biased
     m = measure(linear_categorical(), est, 3, 50, gen(5))
-    assert m["max_abs_z"] < 1 and m["bias_norm"] < 1e-6
+    assert m.max_abs_z < 1 and m.bias_norm < 1e-6
 
 
 @pytest.mark.parametrize("name, params", [
@@ -182,14 +184,14 @@ def test_straight_through_is_exact_for_a_linear_cost():
 ])
 def test_relaxed_and_straight_through_are_biased_on_a_nonlinear_cost(name, params):
     m = measure(bernoulli_problem(), get_estimator(name, **params), 4, 20_000, gen(6))
-    assert m["bias_norm"] > 8 * m["bias_noise"]
-    assert m["max_abs_z"] > 8
+    assert m.bias_norm > 8 * m.bias_noise
+    assert m.max_abs_z > 8
 
 
 def test_gumbel_softmax_is_biased_even_for_a_linear_cost():
     # E[softmax((l + G)/tau)] != softmax(l), so the relaxed objective differs from the true one
     m = measure(linear_categorical(), get_estimator("gumbel_softmax", tau=1.0), 4, 20_000, gen(7))
-    assert m["bias_norm"] > 8 * m["bias_noise"]
+    assert m.bias_norm > 8 * m.bias_noise
 
 
 def test_reinforce_handles_masked_categories():
@@ -216,54 +218,51 @@ def test_measure_of_exact_and_of_a_shifted_estimator():
     problem = linear_categorical()
     m = measure(problem, get_estimator("exact"), 1, 10, gen(9))
     # the exact estimator (vectorised enumeration) matches lib.estimators up to float32 round-off
-    assert m["bias_norm"] < 1e-6 and m["variance_total"] == 0 and m["mse"] < 1e-12
-    assert m["max_abs_z"] < 1
-    expected_keys = {"mean", "exact", "bias", "bias_se", "bias_z", "max_abs_z", "bias_norm",
-                     "bias_noise", "variance", "variance_total", "mse", "mse_se",
-                     "relative_mse", "seconds_per_estimate", "n_samples", "n_repeats",
-                     "estimator"}
-    assert set(m) == expected_keys
+    assert m.bias_norm < 1e-6 and m.variance_total == 0 and m.mse < 1e-12
+    assert m.max_abs_z < 1
+    assert isinstance(m, Measurement) and m.reference_method == "exact" and m.n_params == 0
+    assert (m.reference_se == 0).all()
 
     def shifted(problem, logits, n_samples, n_repeats, generator):
         return problem.exact_gradient(logits).expand(n_repeats, -1) + 0.1
 
     m = measure(problem, shifted, 1, 10)
-    assert m["bias_norm"] == pytest.approx(0.2, rel=1e-5)  # 0.1 * sqrt(4)
-    assert m["max_abs_z"] > 1e3  # a wrong zero-variance estimate: only the round-off floor
-    assert m["mse"] == pytest.approx(0.04, rel=1e-4)
+    assert m.bias_norm == pytest.approx(0.2, rel=1e-5)  # 0.1 * sqrt(4)
+    assert m.max_abs_z > 1e3  # a wrong zero-variance estimate: only the round-off floor
+    assert m.mse == pytest.approx(0.04, rel=1e-4)
 
 
 def test_measure_mse_is_bias_squared_plus_variance():
     m = measure(bernoulli_problem(), get_estimator("gumbel_softmax", tau=1.0), 2, 5000, gen(10))
-    r = m["n_repeats"]
+    r = m.n_repeats
     # mse = ||bias||^2 + (R-1)/R * trace(variance) exactly (an algebraic identity)
-    assert m["mse"] == pytest.approx(m["bias_norm"] ** 2 + (r - 1) / r * m["variance_total"],
+    assert m.mse == pytest.approx(m.bias_norm ** 2 + (r - 1) / r * m.variance_total,
                                      rel=1e-9)
 
 
 def test_optimise_descends_on_the_relax_toy():
     toy = BernoulliProblem(torch.zeros(1), lambda b: ((b - 0.499) ** 2).sum(-1))
     exact = optimise(toy, get_estimator("exact"), n_steps=50, lr=200.0)
-    assert exact["logits"].shape == (51, 1, 1) and exact["value"].shape == (51, 1)
-    assert exact["value"][-1, 0] < exact["value"][0, 0]
-    assert exact["logits"][-1, 0, 0] < -1.0
+    assert exact.logits.shape == (51, 1, 1) and exact.value.shape == (51, 1)
+    assert exact.value[-1, 0] < exact.value[0, 0]
+    assert exact.logits[-1, 0, 0] < -1.0
     # the objective along the path is theta * 0.501^2 + (1 - theta) * 0.499^2
-    theta = torch.sigmoid(exact["logits"][:, 0, 0].double())
-    torch.testing.assert_close(exact["value"][:, 0].double(),
+    theta = torch.sigmoid(exact.logits[:, 0, 0].double())
+    torch.testing.assert_close(exact.value[:, 0].double(),
                                theta * 0.501**2 + (1 - theta) * 0.499**2, atol=1e-6, rtol=0)
     # with Adam the step size is about lr whatever the gradient's scale; the baselines make the
     # sign of the estimate reliable, so every run must head to theta -> 0
     loo = optimise(toy, get_estimator("reinforce_loo"), n_steps=100, lr=0.1, n_samples=4,
                    n_runs=8, generator=gen(11), optimizer="adam")
-    assert loo["logits"].shape == (101, 8, 1)
-    assert (torch.sigmoid(loo["logits"][-1, :, 0]) < 0.1).all()
+    assert loo.logits.shape == (101, 8, 1)
+    assert (torch.sigmoid(loo.logits[-1, :, 0]) < 0.1).all()
     ma = optimise(toy, get_estimator("reinforce_moving_average"), n_steps=300, lr=0.1,
                   n_samples=4, n_runs=8, generator=gen(12), optimizer="adam")
-    assert (torch.sigmoid(ma["logits"][-1, :, 0]) < 0.3).all()
+    assert (torch.sigmoid(ma.logits[-1, :, 0]) < 0.3).all()
     # straight-through follows E[2 (b - 0.499)] sigma'(logit): it settles at theta ~ 0.499
     st = optimise(toy, get_estimator("straight_through"), n_steps=300, lr=0.1, n_samples=4,
                   n_runs=8, generator=gen(13), optimizer="adam")
-    assert (torch.sigmoid(st["logits"][-1, :, 0]) > 0.3).all()
+    assert (torch.sigmoid(st.logits[-1, :, 0]) > 0.3).all()
 
 
 def test_parallel_runs_are_independent_and_match_exact_gradients():
@@ -315,16 +314,19 @@ def test_error_cases():
         get_estimator("reinforce")(problem, torch.zeros(3), 2, 3, gen(0))
     with pytest.raises(ValueError, match="n_repeats must be >= 2"):
         measure(problem, get_estimator("reinforce"), 2, 1)
-    with pytest.raises(ValueError, match=r"shape \[n_repeats, D\]"):
+    with pytest.raises(ValueError, match=r"shape \[n_repeats, 4\] = \[3, 4\], got \(3,\)"):
         measure(problem, lambda p, lg, s, r, g: torch.zeros(r), 2, 3)
-    with pytest.raises(ValueError, match="reduce over the last dimension"):
+    with pytest.raises(ValueError, match="reduce over the sample's own dimension"):
         CategoricalProblem(LOGITS, lambda z: (z @ COSTS).sum())
     with pytest.raises(TypeError, match="f must return a torch.Tensor"):
         CategoricalProblem(LOGITS, lambda z: 1.0)
-    with pytest.raises(ValueError, match="1-D"):
-        CategoricalProblem(torch.zeros(2, 3), lambda z: z.sum(-1))
-    with pytest.raises(ValueError, match="at most 20"):
-        BernoulliProblem(torch.zeros(21), lambda b: b.sum(-1))
+    with pytest.raises(ValueError, match=r"logits must be \[K\] \(one categorical\) or \[N, K\]"):
+        CategoricalProblem(torch.zeros(2, 3, 4), lambda z: z.sum((-2, -1)))
+    big = BernoulliProblem(torch.zeros(21), lambda b: b.sum(-1))  # allowed, but not enumerable
+    with pytest.raises(ValueError, match="more than MAX_EXACT_OUTCOMES.*reference_gradient"):
+        big.exact_gradient()
+    with pytest.raises(ValueError, match="more than MAX_EXACT_OUTCOMES"):
+        measure(big, get_estimator("reinforce"), 2, 3)
     with pytest.raises(ValueError, match="finite"):
         BernoulliProblem(torch.tensor([math.inf]), lambda b: b.sum(-1))
     with pytest.raises(ValueError, match="lr must be > 0"):
@@ -345,7 +347,7 @@ def test_optimise_matches_torch_optim_with_exact_gradients(optimizer):
         problem.exact_values(param.unsqueeze(0)).sum().backward()
         opt.step()
         snap_([param])  # optimise keeps its logits on lib.training's grid, the same on every CPU
-        torch.testing.assert_close(out["logits"][step + 1, 0], param.detach(), atol=1e-6,
+        torch.testing.assert_close(out.logits[step + 1, 0], param.detach(), atol=1e-6,
                                    rtol=1e-5)
 
 
@@ -371,3 +373,82 @@ def test_time_per_estimate_is_positive_and_grows_with_samples():
     assert 0 < small < large  # 1000 times the samples cannot be cheaper
     with pytest.raises(ValueError, match="trials must be >= 1"):
         time_per_estimate(problem, est, 2, 50, trials=0)
+
+
+# ------------------------------------------------------------------ the lab for real problems
+
+
+def _pair_cost(z):
+    """Two 3-way choices that interact: [..., 2, 3] -> [...] (not a sum over the variables)."""
+    w = torch.tensor([[1.0, -2.0, 0.5], [0.3, 1.5, -1.0], [2.0, 0.0, -0.7]],
+                     dtype=z.dtype, device=z.device)
+    return torch.einsum("...i,ij,...j->...", z[..., 0, :], w, z[..., 1, :]) ** 2
+
+
+def test_a_product_of_categoricals_against_brute_force():
+    logits = torch.tensor([[0.2, -0.5, 1.0], [0.0, 0.7, -0.3]], dtype=torch.float64)
+    problem = CategoricalProblem(logits, _pair_cost, "pair")
+    assert problem.shape == (2, 3) and problem.n_outcomes == 9 and problem.enumerable
+    leaf = logits.clone().requires_grad_(True)
+    p = torch.softmax(leaf, -1)
+    brute = sum(p[0, i] * p[1, j] * _pair_cost(torch.eye(3, dtype=torch.float64)[[i, j]])
+                for i in range(3) for j in range(3))
+    (g,) = torch.autograd.grad(brute, leaf)
+    torch.testing.assert_close(problem.exact_gradient(), g)
+    assert problem.exact_value() == pytest.approx(float(brute.detach()))
+    for name in ("reinforce_loo", "st_gumbel_softmax"):
+        est = get_estimator(name, tau=0.5) if "gumbel" in name else get_estimator(name)
+        assert est(problem, None, 4, 5, gen(0)).shape == (5, 2, 3)
+    m = measure(problem, get_estimator("reinforce_loo"), 4, 4000, gen(1))
+    assert m.max_abs_z < 4.5  # unbiased: every |z| below 4.5 SE (6 coordinates)
+    out = optimise(problem, get_estimator("exact"), n_steps=30, lr=0.5)
+    assert out.logits.shape == (31, 1, 2, 3) and out.value[-1, 0] < out.value[0, 0]
+
+
+def test_a_cost_with_parameters_gets_its_gradient_measured():
+    """f(z, w) = (z . w - 1)^2: E[df/dw_k] = 2 p_k (w_k - 1), an independent oracle."""
+    logits = torch.tensor([0.3, -0.2, 0.8], dtype=torch.float64)
+    w = torch.tensor([0.5, 2.0, -1.0], dtype=torch.float64)
+    problem = CategoricalProblem(logits, lambda z, th: ((z * th).sum(-1) - 1.0) ** 2,
+                                 params=w)
+    p = torch.softmax(logits, -1)
+    torch.testing.assert_close(problem.exact_param_gradient(), 2 * p * (w - 1.0))
+    for name in ("exact", "reinforce_loo", "straight_through"):
+        m = measure(problem, get_estimator(name), 4, 4000, gen(2))
+        assert m.n_params == 3 and m.mean.shape == (6,)
+        torch.testing.assert_close(m.reference[3:], 2 * p * (w - 1.0))
+        # the parameters' gradient is unbiased for every estimator: the decoder sees exact
+        # samples (z-test, 4.5 SE)
+        assert (m.bias_z[3:].abs() < 4.5).all(), (name, m.bias_z)
+    with pytest.raises(ValueError, match="params must be a non-empty 1-D tensor"):
+        CategoricalProblem(logits, lambda z, th: z.sum(-1), params=torch.zeros(2, 2))
+
+
+def test_a_monte_carlo_reference_when_enumeration_is_impossible():
+    """30 Bernoullis and f = sum((b - t)^2): the exact gradient is known in closed form,
+    sigma'(l) (1 - 2 t), so the Monte Carlo reference is checked against it."""
+    n = 30
+    logits = torch.linspace(-1.0, 1.0, n, dtype=torch.float64)
+    t = torch.linspace(0.1, 0.9, n, dtype=torch.float64)
+    problem = BernoulliProblem(logits, lambda b: ((b - t) ** 2).sum(-1))
+    assert not problem.enumerable
+    ref = problem.reference_gradient(200_000, gen(3))
+    s = torch.sigmoid(logits)
+    truth = s * (1 - s) * (1 - 2 * t)
+    z = (ref.values - truth) / ref.se
+    assert z.abs().max() < 4.5 and ref.method.startswith("REINFORCE + LOO")
+    m = measure(problem, get_estimator("reinforce_loo"), 8, 2000, gen(4), reference=ref)
+    assert m.reference_method == ref.method and m.max_abs_z < 4.5
+    m = measure(problem, get_estimator("straight_through"), 8, 2000, gen(5), reference=ref)
+    # straight-through differentiates f at the sample: its mean is E[2 (b - t)] sigma'(l) =
+    # 2 (s - t) s (1 - s), not the exact (1 - 2 t) s (1 - s): biased, and the lab sees it
+    st_mean = 2 * (s - t) * s * (1 - s)
+    assert ((m.mean - st_mean) / (m.variance / m.n_repeats).sqrt()).abs().max() < 4.5
+    assert m.bias_norm > 8 * m.bias_noise
+    with pytest.raises(ValueError, match="needs an unbiased estimator"):
+        problem.reference_gradient(1000, gen(6), estimator="gumbel_softmax")
+    with pytest.raises(TypeError, match="reference must be a Reference"):
+        measure(problem, get_estimator("reinforce"), 2, 3, reference=truth)
+    with pytest.raises(ValueError, match="reference has 3 coordinates; this problem has 30"):
+        measure(problem, get_estimator("reinforce"), 2, 3,
+                reference=Reference(torch.zeros(3), torch.zeros(3), "x"))

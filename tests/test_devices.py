@@ -202,6 +202,12 @@ GENERATOR_CALLS = {
         lambda z: z.sum(-1), n_samples=2, generator=g),
     "estimators.StochasticNode.sample": lambda g: estimators.StochasticNode(
         "bernoulli", torch.zeros(2, 3)).sample(2, generator=g),
+    "estimators.StochasticNode.uniforms": lambda g: estimators.StochasticNode(
+        "bernoulli", torch.zeros(2, 3)).uniforms(2, generator=g),
+    "compare.CategoricalProblem.reference_gradient": lambda g: _cat_problem().reference_gradient(
+        20, g, n_batches=2),
+    "compare.BernoulliProblem.reference_gradient": lambda g: _bern_problem().reference_gradient(
+        20, g, n_batches=2),
     "estimators.StochasticNode.relaxed": lambda g: estimators.StochasticNode(
         "categorical", torch.zeros(2, 3)).relaxed(2, 0.5, False, generator=g),
     "vae.CategoricalVAE.sample_prior": lambda g: vae.CategoricalVAE(2, 3, 8).sample_prior(

@@ -135,8 +135,8 @@ def _measure(device, g) -> Outputs:
     path = compare.optimise(problem, compare.get_estimator("reinforce_moving_average"),
                             n_steps=5, lr=0.1, n_samples=4, n_runs=3, generator=g,
                             optimizer="adam")
-    return {"mean": m["mean"], "variance": m["variance"], "mse": np.array(m["mse"]),
-            "optimise logits": path["logits"], "optimise value": path["value"]}
+    return {"mean": m.mean, "variance": m.variance, "mse": np.array(m.mse),
+            "optimise logits": path.logits, "optimise value": path.value}
 
 
 def _temperature(device, g) -> Outputs:
