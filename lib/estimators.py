@@ -305,10 +305,15 @@ def exact_gradient_categorical(
         Mohamed, Rosca, Figurnov, Mnih (2020), JMLR 21.
     """
     _check_1d_logits(logits, "K")
+    return _gradient_of(exact_expectation_categorical, logits, f)
+
+
+def _gradient_of(expectation: Callable[[Tensor, Callable], Tensor], logits: Tensor,
+                 f: Callable[[Tensor], Tensor]) -> Tensor:
+    """Detached gradient of ``expectation(leaf, f)`` at a detached leaf copy of ``logits``."""
     leaf = logits.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        expectation = exact_expectation_categorical(leaf, f)
-        (grad,) = torch.autograd.grad(expectation, leaf, allow_unused=True)
+        (grad,) = torch.autograd.grad(expectation(leaf, f), leaf, allow_unused=True)
     return torch.zeros_like(leaf).detach() if grad is None else grad.detach()
 
 
@@ -406,11 +411,7 @@ def exact_gradient_bernoulli(logits: Tensor, f: Callable[[Tensor], Tensor]) -> T
         Mohamed, Rosca, Figurnov, Mnih (2020), JMLR 21.
     """
     _check_1d_logits(logits, "n")
-    leaf = logits.detach().clone().requires_grad_(True)
-    with torch.enable_grad():
-        expectation = exact_expectation_bernoulli(leaf, f)
-        (grad,) = torch.autograd.grad(expectation, leaf, allow_unused=True)
-    return torch.zeros_like(leaf).detach() if grad is None else grad.detach()
+    return _gradient_of(exact_expectation_bernoulli, logits, f)
 
 
 # --------------------------------------------------------------------------------------------
