@@ -27,14 +27,17 @@ without it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import sys
+import time
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-from lib._validation import check_real, type_name
+from lib._validation import check_bool, check_callable, check_int, check_real, type_name
 
-__all__ = ["GRID_SPACING", "snap_"]
+__all__ = ["GRID_SPACING", "FitResult", "fit", "snap_"]
 
 #: The spacing of the weight grid, :math:`2^{-16}`.
 GRID_SPACING = 2.0**-16
@@ -73,3 +76,105 @@ def snap_(tensors: Iterable[Tensor], spacing: float = GRID_SPACING) -> None:
             raise TypeError(f"tensors[{i}] must be a floating-point torch.Tensor, got "
                             f"{type_name(t)}")
         t.copy_(torch.round(t / spacing) * spacing)
+
+
+class FitResult(NamedTuple):
+    """What :func:`fit` returns.
+
+    Attributes:
+        steps: optimiser steps taken.
+        seconds: wall time spent in the steps (the loss, backward, optimiser step and snap),
+            evaluations excluded. Machine-dependent: never print it in a notebook.
+    """
+
+    steps: int
+    seconds: float
+
+
+def fit(
+    optimizer: torch.optim.Optimizer,
+    loss: Callable[[int], Tensor],
+    n_steps: int,
+    *,
+    evaluate: Callable[[int], str] | None = None,
+    eval_at: Callable[[int], bool] | None = None,
+    progress: bool = True,
+    desc: str = "",
+    steps_per_tick: int = 1,
+    mininterval: float = 0.0,
+) -> FitResult:
+    r"""The book's one training loop: steps, weight snapping, evaluations, a progress bar, time.
+
+    For ``step = 1 .. n_steps``: ``loss(step)`` builds the loss (it draws its own batch and
+    samples, and may record what it likes), then ``zero_grad``, ``backward``, the optimiser
+    step and :func:`snap_` of every parameter the optimiser holds (the same weights on every
+    CPU). ``evaluate(0)`` runs before the first step, and ``evaluate(step)`` after each step
+    for which ``eval_at(step)`` is true and after the last one; its return value becomes the
+    progress bar's postfix. The case-study trainers (:func:`lib.vae.train_vae`,
+    :func:`lib.rationales.train_rationale_model`, :func:`lib.bottleneck.train_autoencoder`)
+    are this loop with a model-specific ``loss`` and ``evaluate``.
+
+    Args:
+        optimizer: a ``torch.optim`` optimiser over the trained parameters.
+        loss: ``loss(step) -> Tensor``, a scalar to minimise.
+        n_steps: number of steps, >= 1.
+        evaluate: optional ``evaluate(step) -> str`` (the progress text).
+        eval_at: optional ``eval_at(step) -> bool``: when to evaluate besides the last step.
+        progress: show a progress bar (tqdm, on stdout).
+        desc: the bar's label.
+        steps_per_tick: steps per unit of the bar (e.g. the batches of one epoch).
+        mininterval: tqdm's minimum seconds between redraws.
+
+    Returns:
+        A :class:`FitResult` ``(steps, seconds)``.
+
+    Example:
+        >>> w = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+        >>> opt = torch.optim.SGD([w], lr=0.1)
+        >>> fit(opt, lambda step: ((w - 1.0) ** 2).sum(), 50, progress=False).steps
+        50
+        >>> round(float(w.detach()), 3)
+        1.0
+    """
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type_name(optimizer)}")
+    check_callable(loss, "loss")
+    n_steps = check_int(n_steps, "n_steps", min_value=1)
+    steps_per_tick = check_int(steps_per_tick, "steps_per_tick", min_value=1)
+    if evaluate is not None:
+        check_callable(evaluate, "evaluate")
+    if eval_at is not None:
+        check_callable(eval_at, "eval_at")
+    check_bool(progress, "progress")
+    from tqdm import tqdm
+
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if evaluate is not None:
+        evaluate(0)
+    bar = tqdm(
+        total=math.ceil(n_steps / steps_per_tick), desc=desc, disable=not progress,
+        file=sys.stdout,
+        bar_format="{desc}: {percentage:3.0f}%|{bar:20}| {n_fmt}/{total_fmt}{postfix}",
+        mininterval=mininterval, miniters=1 if mininterval == 0 else None,
+        maxinterval=math.inf if mininterval == 0 else 10.0, leave=True,
+    )
+    seconds, shown = 0.0, 0
+    for step in range(1, n_steps + 1):
+        start = time.perf_counter()
+        value = loss(step)
+        if not isinstance(value, Tensor) or value.dim() != 0:
+            got = tuple(value.shape) if isinstance(value, Tensor) else type_name(value)
+            raise ValueError(f"loss(step) must return a scalar tensor, got {got}")
+        optimizer.zero_grad(set_to_none=True)
+        value.backward()
+        optimizer.step()
+        snap_(params)  # the same weights on every CPU
+        seconds += time.perf_counter() - start
+        if evaluate is not None and (step == n_steps or (eval_at is not None and eval_at(step))):
+            bar.set_postfix_str(evaluate(step) or "", refresh=False)
+        if step % steps_per_tick == 0 or step == n_steps:
+            ticks = math.ceil(step / steps_per_tick)
+            bar.update(ticks - shown)
+            shown = ticks
+    bar.close()
+    return FitResult(n_steps, seconds)

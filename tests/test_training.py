@@ -69,3 +69,39 @@ def test_a_chaotic_training_run_is_the_same_under_other_cpu_kernels():
     assert outs[0][0] == outs[1][0]  # final weights, bit for bit
     losses = [torch.tensor([float(x) for x in out[1].split()]) for out in outs]
     assert (losses[0] - losses[1]).abs().max() < 1e-12
+
+
+def test_fit_steps_snaps_evaluates_and_reports():
+    """The one training loop: evaluations at 0, on schedule and at the end; weights on grid."""
+    from lib.training import GRID_SPACING, fit
+
+    w = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([w], lr=0.05)
+    seen, losses = [], []
+
+    def loss(step):
+        value = ((w - torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)) ** 2).sum()
+        losses.append(float(value))
+        return value
+
+    def evaluate(step):
+        seen.append(step)
+        return f"w0 {float(w[0]):.2f}"
+
+    out = fit(opt, loss, 25, evaluate=evaluate, eval_at=lambda s: s % 10 == 0, progress=False)
+    assert out.steps == 25 and out.seconds > 0
+    assert seen == [0, 10, 20, 25] and len(losses) == 25 and losses[-1] < losses[0]
+    assert torch.equal(w.detach(), torch.round(w.detach() / GRID_SPACING) * GRID_SPACING)
+
+
+def test_fit_bad_input():
+    from lib.training import fit
+
+    w = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([w], lr=0.1)
+    with pytest.raises(TypeError, match="optimizer must be a torch.optim.Optimizer"):
+        fit([w], lambda s: w.sum(), 3)
+    with pytest.raises(ValueError, match="n_steps must be"):
+        fit(opt, lambda s: w.sum(), 0)
+    with pytest.raises(ValueError, match=r"loss\(step\) must return a scalar tensor, got \(1,\)"):
+        fit(opt, lambda s: w * 2, 3, progress=False)
