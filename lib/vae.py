@@ -24,7 +24,8 @@ The model of Jang, Gu and Poole (2017, section 4.2), at laptop scale:
   importance-weighted bound on the same one-hot codes (:func:`importance_log_weights`,
   :func:`negative_iwae`);
 * training: :func:`train_vae`, with a fixed temperature or a schedule such as
-  :func:`jang_anneal` (Jang et al.'s exponential annealing rescaled to a short run).
+  :func:`lib.schedules.jang_anneal` (Jang et al.'s exponential annealing rescaled to a short
+  run).
 
 Bugs of copied ports that this module avoids on purpose: a ReLU on the encoder's logits (logits
 are unconstrained reals), non-binarised grey-level targets for a Bernoulli decoder, a temperature
@@ -63,7 +64,6 @@ from lib._validation import (
 from lib.estimators import leave_one_out_baseline, reinforce_surrogate, straight_through
 from lib.gumbel import gumbel_max_sample
 from lib.relaxed import gumbel_softmax
-from lib.schedules import exponential_anneal
 from lib.training import snap_
 
 __all__ = [
@@ -80,7 +80,6 @@ __all__ = [
     "discrete_negative_elbo",
     "exact_negative_elbo",
     "importance_log_weights",
-    "jang_anneal",
     "load_binarized_digits",
     "negative_iwae",
     "plot_digit_grid",
@@ -825,57 +824,8 @@ def negative_iwae(log_weights: Tensor) -> Tensor:
 
 
 # --------------------------------------------------------------------------------------------
-# Temperature schedule and training
+# Training
 # --------------------------------------------------------------------------------------------
-
-#: Jang et al.'s notebook: 50,000 steps, tau = max(0.5, exp(-3e-5 t)) updated every 1,000 steps.
-JANG_STEPS, JANG_RATE, JANG_EVERY = 50_000, 3e-5, 1000
-
-
-def jang_anneal(
-    total_steps: int, *, tau0: float = 1.0, tau_min: float = 0.5
-) -> Callable[[int], float]:
-    r"""Jang et al.'s exponential annealing, rescaled to a run of ``total_steps`` steps.
-
-    The authors' notebook trains for 50,000 steps with
-    :math:`\tau = \max(0.5, \tau_0 e^{-3\cdot10^{-5} t})`, updated every 1,000 steps: the
-    temperature changes at most 50 times, and since :math:`e^{-r t}` crosses 0.5 at
-    :math:`t = \ln 2 / 3\cdot10^{-5} \approx 23{,}100`, it reaches its floor at the update of
-    step 24,000, 48% of the way through. A short run keeps that SHAPE by scaling both constants
-    by ``50_000 / total_steps``:
-
-    .. math:: r = 3\cdot10^{-5} \cdot \frac{50\,000}{T}, \qquad
-              \mathrm{every} = \max\!\big(1, \mathrm{round}(1000\, T / 50\,000)\big).
-
-    Copying ``rate=3e-5`` into a run of a thousand steps would leave the temperature at
-    :math:`\tau_0 e^{-0.03} \approx 0.97` throughout: no annealing at all.
-
-    Args:
-        total_steps: number of optimisation steps of the run, >= 1.
-        tau0: initial temperature.
-        tau_min: floor of the temperature.
-
-    Returns:
-        A function ``step -> tau`` (:func:`lib.schedules.exponential_anneal` with the scaled
-        constants).
-
-    Example:
-        >>> schedule = jang_anneal(1000)
-        >>> schedule(0), schedule(999)
-        (1.0, 0.5)
-    """
-    total_steps = check_int(total_steps, "total_steps", min_value=1)
-    tau0 = check_real(tau0, "tau0", gt=0.0)
-    tau_min = check_real(tau_min, "tau_min", gt=0.0)
-    rate = JANG_RATE * JANG_STEPS / total_steps
-    every = max(1, round(JANG_EVERY * total_steps / JANG_STEPS))
-
-    def schedule(step: int) -> float:
-        return exponential_anneal(step, tau0=tau0, rate=rate, tau_min=tau_min, every=every)
-
-    schedule.rate, schedule.every = rate, every  # type: ignore[attr-defined]
-    return schedule
-
 
 @dataclass
 class TrainHistory:
@@ -950,7 +900,8 @@ def train_vae(
         lr: Adam's learning rate (Jang et al. used 1e-3 for 50,000 steps; the default 3e-3
             suits runs of a few thousand steps).
         tau: a fixed temperature, or a function ``global_step -> tau`` such as
-            :func:`jang_anneal` (ignored by ``straight_through`` and ``reinforce_loo``).
+            :func:`lib.schedules.jang_anneal` (ignored by ``straight_through`` and
+            ``reinforce_loo``).
         n_samples: codes per image per step (>= 2 for ``reinforce_loo``).
         eval_every: evaluate the test set every this many epochs (and after the last one).
         n_eval_samples: one-hot codes per test image in each evaluation.

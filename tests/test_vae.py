@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch.distributions import Bernoulli, Categorical, kl_divergence
 
 from lib.gumbel import sample_gumbel
+from lib.schedules import jang_anneal
 from lib.vae import (
     ESTIMATORS,
     CategoricalVAE,
@@ -20,7 +21,6 @@ from lib.vae import (
     discrete_negative_elbo,
     exact_negative_elbo,
     importance_log_weights,
-    jang_anneal,
     load_binarized_digits,
     negative_iwae,
     plot_digit_grid,
@@ -484,24 +484,6 @@ def test_vae_loss_values():
         vae_loss(model, x, "reinforce_loo", n_samples=1)
     with pytest.raises(ValueError, match="estimator must be one of"):
         vae_loss(model, x, "gumbel")
-
-
-# -------------------------------------------------------------------------- schedule
-
-
-def test_jang_anneal_keeps_the_shape_of_the_original_schedule():
-    total = 1500
-    schedule = jang_anneal(total)
-    taus = [schedule(t) for t in range(total)]
-    assert taus[0] == 1.0 and taus[-1] == 0.5
-    # the original reaches its floor at the update of step 24,000 of 50,000: 48% of the way
-    first_floor = next(t for t, tau in enumerate(taus) if tau == 0.5)
-    assert first_floor == round(24_000 / 50_000 * total)
-    assert len(set(taus)) <= 51  # at most 50 changes of temperature
-    assert all(a >= b for a, b in zip(taus, taus[1:]))  # never increases
-    # the original schedule, unscaled, is the special case total_steps = 50,000
-    original = jang_anneal(50_000)
-    assert original(1000) == pytest.approx(math.exp(-0.03)) and original(999) == 1.0
 
 
 # -------------------------------------------------------------------------- training
