@@ -7,8 +7,8 @@ The model of Jang, Gu and Poole (2017, section 4.2), at laptop scale:
 * latent code: ``n_latent`` independent categorical variables with ``n_categories`` classes each,
   one-hot encoded, with a uniform prior :math:`p(z) = \prod_n \mathrm{Uniform}(K)`;
 * encoder :math:`q_\phi(z \mid x) = \prod_n \mathrm{Categorical}(\mathrm{softmax}(\ell_n(x)))`,
-  decoder :math:`p_\theta(x \mid z) = \prod_{d=1}^{64} \mathrm{Bernoulli}(\sigma(a_d(z)))`
-  (:class:`CategoricalVAE`);
+  decoder :math:`p_\theta(x \mid z) = \prod_{d=1}^{D} \mathrm{Bernoulli}(\sigma(a_d(z)))` over
+  the :math:`D` pixels (64 for the digits; :class:`CategoricalVAE`);
 * objective: the evidence lower bound, with the KL term in closed form
   (:func:`categorical_kl_uniform`),
 
@@ -94,7 +94,7 @@ __all__ = [
     "vae_loss",
 ]
 
-#: Pixels per image (8 x 8).
+#: Pixels per image of the digits (8 x 8): the default ``n_pixels`` of :class:`CategoricalVAE`.
 N_PIXELS = 64
 
 
@@ -244,7 +244,8 @@ def bernoulli_log_likelihood(pixel_logits: Tensor, x: Tensor) -> Tensor:
     probabilities are never formed, so they cannot round to exactly 0 or 1).
 
     Args:
-        pixel_logits: floating tensor ``[..., D]`` (``D = 64`` here), the decoder's output.
+        pixel_logits: floating tensor ``[..., D]`` (``D = 64`` for the digits), the decoder's
+            output.
         x: tensor of 0./1. pixels ``[..., D]`` whose leading dimensions broadcast with
             ``pixel_logits``'s (e.g. ``x`` of ``[B, D]`` against logits of ``[S, B, D]``).
 
@@ -304,10 +305,11 @@ class _StackedLinear(nn.Module):
 class CategoricalVAE(nn.Module):
     r"""Encoder and decoder of a VAE whose code is ``n_latent`` one-hot categorical variables.
 
-    * encoder: ``64 -> n_hidden -> ReLU -> n_latent * n_categories`` logits. The last layer has
-      NO activation: logits are unconstrained reals (a ReLU there, as in some ports, forbids
-      any category from being less likely than the one with logit 0).
-    * decoder: ``n_latent * n_categories -> n_hidden -> ReLU -> 64`` pixel logits (Bernoulli).
+    * encoder: ``n_pixels -> n_hidden -> ReLU -> n_latent * n_categories`` logits. The last
+      layer has NO activation: logits are unconstrained reals (a ReLU there, as in some ports,
+      forbids any category from being less likely than the one with logit 0).
+    * decoder: ``n_latent * n_categories -> n_hidden -> ReLU -> n_pixels`` pixel logits
+      (Bernoulli).
 
     Jang et al. (2017) used 20 variables x 10 classes on 28x28 MNIST, and their notebook two
     hidden layers of 512 and 256 units; the defaults here (8 x 10, one hidden layer of 128
@@ -315,7 +317,7 @@ class CategoricalVAE(nn.Module):
 
     **Several independent models at once.** With ``n_models=M`` the module holds ``M``
     independent VAEs (their weights stacked along a first dimension) and every tensor gets a
-    model dimension before the batch dimension: images ``[M, B, 64]`` (or ``[B, 64]``, the same
+    model dimension before the batch dimension: images ``[M, B, D]`` (or ``[B, D]``, the same
     images for every model), logits ``[M, B, N, K]``, codes ``[S, M, B, N, K]``. On a CPU,
     where small layers cost mostly fixed overhead, training three seeds this way takes little
     more time than training one. The models share nothing: Adam's update is element-wise, and
@@ -326,6 +328,8 @@ class CategoricalVAE(nn.Module):
         n_categories: number of classes K of each variable (K >= 2).
         n_hidden: width of the hidden layer of the encoder and of the decoder.
         n_models: None for one ordinary model, or the number M of stacked independent models.
+        n_pixels: number of pixels D of an image (the images are flat vectors ``[..., D]``);
+            64 for the 8x8 digits.
 
     Example:
         >>> model = CategoricalVAE(n_latent=8, n_categories=10)
@@ -335,6 +339,8 @@ class CategoricalVAE(nn.Module):
         torch.Size([5, 64])
         >>> CategoricalVAE(n_models=3).encode(torch.zeros(5, 64)).shape
         torch.Size([3, 5, 8, 10])
+        >>> CategoricalVAE(n_pixels=784).decode(torch.zeros(5, 8, 10)).shape  # 28x28 images
+        torch.Size([5, 784])
     """
 
     def __init__(
@@ -344,11 +350,13 @@ class CategoricalVAE(nn.Module):
         n_hidden: int = 128,
         *,
         n_models: int | None = None,
+        n_pixels: int = N_PIXELS,
     ) -> None:
         super().__init__()
         self.n_latent = check_int(n_latent, "n_latent", min_value=1)
         self.n_categories = check_int(n_categories, "n_categories", min_value=2)
         self.n_hidden = check_int(n_hidden, "n_hidden", min_value=1)
+        self.n_pixels = check_int(n_pixels, "n_pixels", min_value=1)
         if n_models is not None:
             n_models = check_int(n_models, "n_models", min_value=1)
         self.n_models = n_models
@@ -360,10 +368,10 @@ class CategoricalVAE(nn.Module):
             return _StackedLinear(n_models, n_in, n_out)
 
         self.encoder = nn.Sequential(
-            linear(N_PIXELS, n_hidden), nn.ReLU(), linear(n_hidden, code_size)
+            linear(self.n_pixels, n_hidden), nn.ReLU(), linear(n_hidden, code_size)
         )
         self.decoder = nn.Sequential(
-            linear(code_size, n_hidden), nn.ReLU(), linear(n_hidden, N_PIXELS)
+            linear(code_size, n_hidden), nn.ReLU(), linear(n_hidden, self.n_pixels)
         )
 
     def _check_stacked(self, t: Tensor, name: str, min_dim: int) -> None:
@@ -374,16 +382,16 @@ class CategoricalVAE(nn.Module):
             )
 
     def encode(self, x: Tensor) -> Tensor:
-        """Logits of q(z | x): ``x [..., 64]`` -> ``[..., n_latent, n_categories]``."""
+        """Logits of q(z | x): ``x [..., n_pixels]`` -> ``[..., n_latent, n_categories]``."""
         check_tensor(x, "x")
-        if x.shape[-1] != N_PIXELS:
-            raise ValueError(f"x must have {N_PIXELS} pixels in its last dimension, got shape "
-                             f"{tuple(x.shape)}")
+        if x.dim() == 0 or x.shape[-1] != self.n_pixels:
+            raise ValueError(f"x must have {self.n_pixels} pixels in its last dimension, got "
+                             f"shape {tuple(x.shape)}")
         self._check_stacked(x, "x", 2)
         return self.encoder(x).unflatten(-1, (self.n_latent, self.n_categories))
 
     def decode(self, z: Tensor) -> Tensor:
-        """Pixel logits of p(x | z): ``z [..., n_latent, n_categories]`` -> ``[..., 64]``."""
+        """Pixel logits of p(x | z): ``z [..., n_latent, n_categories]`` -> ``[..., n_pixels]``."""
         check_tensor(z, "z")
         if tuple(z.shape[-2:]) != (self.n_latent, self.n_categories):
             raise ValueError(
@@ -407,8 +415,8 @@ class CategoricalVAE(nn.Module):
             generator: optional ``torch.Generator`` on the CPU or on the model's device.
 
         Returns:
-            Tensor ``[n_samples, 64]`` with values in (0, 1) (``[n_models, n_samples, 64]`` for
-            stacked models, every model decoding the same codes).
+            Tensor ``[n_samples, n_pixels]`` with values in (0, 1) (``[n_models, n_samples,
+            n_pixels]`` for stacked models, every model decoding the same codes).
         """
         n_samples = check_int(n_samples, "n_samples", min_value=1)
         weight = next(self.parameters())
@@ -559,8 +567,8 @@ def vae_loss(
 
     Args:
         model: a :class:`CategoricalVAE`.
-        x: binary images ``[B, 64]`` (for stacked models also ``[M, B, 64]``: one batch per
-            model).
+        x: binary images ``[B, D]`` (for stacked models also ``[M, B, D]``: one batch per
+            model), ``D = model.n_pixels``.
         estimator: a registered estimator's name, or a sampler function
             ``sampler(logits, tau, generator) -> z`` trained as a pathwise estimator (see
             :func:`sampler_estimator`).
@@ -629,7 +637,7 @@ def discrete_negative_elbo(
 
     Args:
         model: a :class:`CategoricalVAE`.
-        x: binary images ``[B, 64]``.
+        x: binary images ``[B, D]`` (``D = model.n_pixels``).
         n_samples: one-hot codes per image.
         generator: optional ``torch.Generator`` on the CPU or on the model's device.
 
@@ -699,7 +707,7 @@ def exact_negative_elbo(model: CategoricalVAE, x: Tensor) -> Tensor:
 
     Args:
         model: a plain (not stacked) :class:`CategoricalVAE` with ``K ** N <= 4096``.
-        x: binary images ``[B, 64]``.
+        x: binary images ``[B, D]`` (``D = model.n_pixels``).
 
     Returns:
         Tensor ``[B]`` in nats.
@@ -715,7 +723,8 @@ def exact_negative_elbo(model: CategoricalVAE, x: Tensor) -> Tensor:
         raise ValueError("exact_negative_elbo takes a plain model (n_models=None)")
     check_tensor(x, "x")
     if x.dim() != 2:
-        raise ValueError(f"x must be a batch of images [B, 64], got shape {tuple(x.shape)}")
+        raise ValueError(f"x must be a batch of images [B, {model.n_pixels}], got shape "
+                         f"{tuple(x.shape)}")
     logits = model.encode(x)  # [B, N, K]
     codes = all_codes(model.n_latent, model.n_categories, dtype=logits.dtype,
                       device=logits.device)
@@ -747,7 +756,7 @@ def importance_log_weights(
 
     Args:
         model: a :class:`CategoricalVAE` (plain or stacked).
-        x: binary images ``[B, 64]``.
+        x: binary images ``[B, D]`` (``D = model.n_pixels``).
         n_samples: codes per image.
         generator: optional ``torch.Generator``.
         max_rows: the codes are decoded in chunks of at most this many rows (samples x models x
@@ -850,9 +859,26 @@ def _per_model_mean(values: Tensor, stacked: bool) -> list[float]:
     return values.mean(dim=-1).tolist()
 
 
+def _train_test_images(data: object, n_pixels: int) -> tuple[Tensor, Tensor]:
+    """The training and test images of a :class:`DigitsData` or of a pair of tensors."""
+    if isinstance(data, DigitsData):
+        images = (data.train, data.test)
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        images = (data[0], data[1])
+    else:
+        raise TypeError(f"data must be a DigitsData (load_binarized_digits()) or a pair "
+                        f"(train, test) of image tensors [n, {n_pixels}], got {type_name(data)}")
+    for name, x in zip(("train", "test"), images):
+        check_tensor(x, name)
+        if x.dim() != 2 or x.shape[0] < 1 or x.shape[1] != n_pixels:
+            raise ValueError(f"the {name} images must be a tensor [n, {n_pixels}] with n >= 1 "
+                             f"(the model's n_pixels), got shape {tuple(x.shape)}")
+    return images
+
+
 def train_vae(
     model: CategoricalVAE,
-    data: DigitsData,
+    data: DigitsData | tuple[Tensor, Tensor],
     estimator: str | Sampler,
     *,
     n_epochs: int = 30,
@@ -866,7 +892,7 @@ def train_vae(
     progress: bool = True,
     desc: str | None = None,
 ) -> TrainHistory:
-    r"""Train ``model`` with Adam on ``data.train`` using ``estimator``; evaluate on the test set.
+    r"""Train ``model`` with Adam on training images using ``estimator``; evaluate on test images.
 
     Each epoch visits the training images once in a random order (drawn from ``generator``;
     each stacked model gets its own order) in minibatches of ``batch_size`` (the last one may
@@ -879,7 +905,8 @@ def train_vae(
 
     Args:
         model: the :class:`CategoricalVAE` to train (in place), plain or stacked.
-        data: a :class:`DigitsData`.
+        data: a :class:`DigitsData`, or a pair ``(train, test)`` of binary image tensors
+            ``[n_train, D]`` and ``[n_test, D]`` with ``D = model.n_pixels`` (any data set).
         estimator: a name registered in :mod:`lib.estimators`
             (:func:`lib.estimators.estimator_names`), or a sampler function trained as a
             pathwise estimator (see :func:`sampler_estimator`).
@@ -914,9 +941,7 @@ def train_vae(
     _estimator_spec(estimator)  # an unknown name fails here, before any work
     if not isinstance(model, CategoricalVAE):
         raise TypeError(f"model must be a CategoricalVAE, got {type_name(model)}")
-    if not isinstance(data, DigitsData):
-        raise TypeError(f"data must be a DigitsData (load_binarized_digits()), got "
-                        f"{type_name(data)}")
+    train, test = _train_test_images(data, model.n_pixels)
     n_epochs = check_int(n_epochs, "n_epochs", min_value=1)
     batch_size = check_int(batch_size, "batch_size", min_value=1)
     lr = check_real(lr, "lr", gt=0.0)
@@ -929,7 +954,7 @@ def train_vae(
 
     device = next(model.parameters()).device
     check_generator(generator, device=device)
-    train, test = data.train.to(device), data.test.to(device)
+    train, test = train.to(device), test.to(device)
     n_train = train.shape[0]
     stacked = model.n_models is not None
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -966,7 +991,7 @@ def train_vae(
         total = torch.zeros(model.n_models if stacked else 1, device=device)
         start = time.perf_counter()
         for i in range(0, n_train, batch_size):
-            x = train[order[..., i : i + batch_size]]  # [B, 64] or [M, B, 64]
+            x = train[order[..., i : i + batch_size]]  # [B, D] or [M, B, D]
             current_tau = schedule(step) if schedule is not None else tau
             if i == 0:
                 taus.append(float(current_tau))

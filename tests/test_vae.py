@@ -461,11 +461,10 @@ def test_an_estimator_registered_later_trains_the_vae_unchanged(registry_copy):
     assert not torch.allclose(encoder, torch.cat([g.flatten() for g in st_grads[:n_enc]]))
     optimizer.step()
     assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
-    # and the training loop takes it by name
+    # and the training loop takes it by name, with plain tensors as data
     images = (torch.rand(30, 64, generator=gen(49)) < 0.3).double()
-    digits = DigitsData(images[:20], images[20:], torch.zeros(20), torch.zeros(10), 8, 0)
-    history = train_vae(model, digits, "st_identity", n_epochs=1, batch_size=10, n_samples=2,
-                        generator=gen(50), progress=False)
+    history = train_vae(model, (images[:20], images[20:]), "st_identity", n_epochs=1,
+                        batch_size=10, n_samples=2, generator=gen(50), progress=False)
     assert history.estimator == "st_identity" and np.isfinite(history.test_negative_elbo).all()
 
 
@@ -609,10 +608,46 @@ def test_training_stacked_models(data):
     assert len(set(history.test_negative_elbo[-1].round(6).tolist())) == 3
 
 
+def test_train_vae_takes_plain_tensors_and_gives_what_digits_data_gives(data):
+    small = DigitsData(data.train[:100], data.test[:40], data.train_labels[:100],
+                       data.test_labels[:40], data.threshold, data.seed)
+    histories = []
+    for images in (small, (small.train, small.test)):
+        torch.manual_seed(2)
+        model = CategoricalVAE(n_latent=3, n_categories=4, n_hidden=16)
+        histories.append(train_vae(model, images, "gumbel_softmax", n_epochs=2, batch_size=50,
+                                   tau=0.7, eval_every=1, generator=gen(52), progress=False))
+    a, b = histories
+    np.testing.assert_array_equal(a.test_negative_elbo, b.test_negative_elbo)
+    np.testing.assert_array_equal(a.train_objective, b.train_objective)
+
+
+def test_the_pixel_count_is_a_parameter():
+    model = CategoricalVAE(n_latent=3, n_categories=4, n_hidden=16, n_pixels=20)
+    assert model.n_pixels == 20 and CategoricalVAE().n_pixels == 64
+    assert model.encode(torch.zeros(5, 20)).shape == (5, 3, 4)
+    assert model.decode(torch.zeros(2, 5, 3, 4)).shape == (2, 5, 20)
+    assert model.sample_prior(7, generator=gen(53)).shape == (7, 20)
+    with pytest.raises(ValueError, match="20 pixels"):
+        model.encode(torch.zeros(5, 64))
+    images = (torch.rand(60, 20, generator=gen(54)) < 0.5).float()
+    history = train_vae(model, (images[:40], images[40:]), "st_gumbel_softmax", n_epochs=3,
+                        batch_size=10, lr=1e-2, n_samples=2, eval_every=3, generator=gen(55),
+                        progress=False)
+    assert history.test_negative_elbo.shape == (2, 1)
+    assert history.test_negative_elbo[-1, 0] < history.test_negative_elbo[0, 0]
+    with pytest.raises(ValueError, match=r"n_pixels"):
+        train_vae(model, (images[:40, :10], images[40:]), "st_gumbel_softmax")
+
+
 def test_train_vae_rejects_bad_arguments(data):
     model = CategoricalVAE()
     with pytest.raises(TypeError, match="DigitsData"):
         train_vae(model, data.train, "gumbel_softmax")
+    with pytest.raises(TypeError, match="train must be a floating-point"):
+        train_vae(model, (data.train.long(), data.test), "gumbel_softmax")
+    with pytest.raises(ValueError, match=r"test images must be a tensor \[n, 64\]"):
+        train_vae(model, (data.train, data.test[:0]), "gumbel_softmax")
     with pytest.raises(ValueError, match="estimator"):
         train_vae(model, data, "sf")
     with pytest.raises(TypeError, match="estimator"):
