@@ -1,5 +1,9 @@
 """Temperature schedules for relaxed discrete samples.
 
+* :func:`exponential_anneal`: Jang et al.'s exponential annealing, a function of the global step;
+* :func:`jang_anneal`: the same schedule rescaled to a run of any length, so that a short run
+  anneals as the authors' 50,000-step run did.
+
 Reference:
     E. Jang, S. Gu, B. Poole (2017), *Categorical Reparameterization with Gumbel-Softmax*,
     ICLR (section 4 and the authors' notebook: tau0 = 1, rate 3e-5, minimum 0.5, updated
@@ -9,10 +13,11 @@ Reference:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from lib._validation import check_int, check_real
 
-__all__ = ["exponential_anneal"]
+__all__ = ["exponential_anneal", "jang_anneal"]
 
 
 def exponential_anneal(
@@ -61,3 +66,52 @@ def exponential_anneal(
         )
     t = (step // every) * every
     return max(tau_min, tau0 * math.exp(-rate * t))
+
+
+#: Jang et al.'s notebook: 50,000 steps, tau = max(0.5, exp(-3e-5 t)) updated every 1,000 steps.
+JANG_STEPS, JANG_RATE, JANG_EVERY = 50_000, 3e-5, 1000
+
+
+def jang_anneal(
+    total_steps: int, *, tau0: float = 1.0, tau_min: float = 0.5
+) -> Callable[[int], float]:
+    r"""Jang et al.'s exponential annealing, rescaled to a run of ``total_steps`` steps.
+
+    The authors' notebook trains for 50,000 steps with
+    :math:`\tau = \max(0.5, \tau_0 e^{-3\cdot10^{-5} t})`, updated every 1,000 steps: the
+    temperature changes at most 50 times, and since :math:`e^{-r t}` crosses 0.5 at
+    :math:`t = \ln 2 / 3\cdot10^{-5} \approx 23{,}100`, it reaches its floor at the update of
+    step 24,000, 48% of the way through. A short run keeps that SHAPE by scaling both constants
+    by ``50_000 / total_steps``:
+
+    .. math:: r = 3\cdot10^{-5} \cdot \frac{50\,000}{T}, \qquad
+              \mathrm{every} = \max\!\big(1, \mathrm{round}(1000\, T / 50\,000)\big).
+
+    Copying ``rate=3e-5`` into a run of a thousand steps would leave the temperature at
+    :math:`\tau_0 e^{-0.03} \approx 0.97` throughout: no annealing at all.
+
+    Args:
+        total_steps: number of optimisation steps of the run, >= 1.
+        tau0: initial temperature.
+        tau_min: floor of the temperature.
+
+    Returns:
+        A function ``step -> tau`` (:func:`exponential_anneal` with the scaled constants), with
+        the constants as attributes ``rate`` and ``every``.
+
+    Example:
+        >>> schedule = jang_anneal(1000)
+        >>> schedule(0), schedule(999)
+        (1.0, 0.5)
+    """
+    total_steps = check_int(total_steps, "total_steps", min_value=1)
+    tau0 = check_real(tau0, "tau0", gt=0.0)
+    tau_min = check_real(tau_min, "tau_min", gt=0.0)
+    rate = JANG_RATE * JANG_STEPS / total_steps
+    every = max(1, round(JANG_EVERY * total_steps / JANG_STEPS))
+
+    def schedule(step: int) -> float:
+        return exponential_anneal(step, tau0=tau0, rate=rate, tau_min=tau_min, every=every)
+
+    schedule.rate, schedule.every = rate, every  # type: ignore[attr-defined]
+    return schedule

@@ -7,8 +7,8 @@ The model of Jang, Gu and Poole (2017, section 4.2), at laptop scale:
 * latent code: ``n_latent`` independent categorical variables with ``n_categories`` classes each,
   one-hot encoded, with a uniform prior :math:`p(z) = \prod_n \mathrm{Uniform}(K)`;
 * encoder :math:`q_\phi(z \mid x) = \prod_n \mathrm{Categorical}(\mathrm{softmax}(\ell_n(x)))`,
-  decoder :math:`p_\theta(x \mid z) = \prod_{d=1}^{64} \mathrm{Bernoulli}(\sigma(a_d(z)))`
-  (:class:`CategoricalVAE`);
+  decoder :math:`p_\theta(x \mid z) = \prod_{d=1}^{D} \mathrm{Bernoulli}(\sigma(a_d(z)))` over
+  the :math:`D` pixels (64 for the digits; :class:`CategoricalVAE`);
 * objective: the evidence lower bound, with the KL term in closed form
   (:func:`categorical_kl_uniform`),
 
@@ -16,15 +16,18 @@ The model of Jang, Gu and Poole (2017, section 4.2), at laptop scale:
             - \sum_{n} \mathrm{KL}\big(q_\phi(z_n \mid x)\,\|\,\mathrm{Uniform}(K)\big)
             \le \log p_\theta(x);
 
-* gradient estimators for the expectation (:func:`vae_loss`, :data:`ESTIMATORS`): the relaxed
-  Gumbel-softmax, straight-through Gumbel-softmax, plain straight-through, and REINFORCE with a
-  leave-one-out baseline;
+* gradient estimators for the expectation (:func:`vae_loss`): every estimator of the book's
+  registry (:mod:`lib.estimators`), by name: the relaxed Gumbel-softmax, straight-through
+  Gumbel-softmax, plain straight-through, REINFORCE with a leave-one-out baseline, exact
+  enumeration for tiny codes, and any estimator registered later; or a sampling step written
+  as a function (:func:`sampler_estimator`);
 * evaluation: the negative ELBO in nats with DISCRETE one-hot samples :math:`z \sim q_\phi`
   (:func:`discrete_negative_elbo`), the same yardstick for every estimator, and the tighter
   importance-weighted bound on the same one-hot codes (:func:`importance_log_weights`,
   :func:`negative_iwae`);
 * training: :func:`train_vae`, with a fixed temperature or a schedule such as
-  :func:`jang_anneal` (Jang et al.'s exponential annealing rescaled to a short run).
+  :func:`lib.schedules.jang_anneal` (Jang et al.'s exponential annealing rescaled to a short
+  run).
 
 Bugs of copied ports that this module avoids on purpose: a ReLU on the encoder's logits (logits
 are unconstrained reals), non-binarised grey-level targets for a Bernoulli decoder, a temperature
@@ -52,6 +55,7 @@ from torch import Tensor, nn
 from lib import rng
 from lib._validation import (
     check_bool,
+    check_callable,
     check_generator,
     check_int,
     check_logits,
@@ -60,14 +64,16 @@ from lib._validation import (
     check_tensor,
     type_name,
 )
-from lib.estimators import leave_one_out_baseline, reinforce_surrogate, straight_through
-from lib.gumbel import gumbel_max_sample
-from lib.relaxed import gumbel_softmax
-from lib.schedules import exponential_anneal
+from lib.estimators import (
+    EstimatorSpec,
+    StochasticNode,
+    Surrogate,
+    get_estimator_spec,
+    surrogate,
+)
 from lib.training import snap_
 
 __all__ = [
-    "ESTIMATORS",
     "MAX_CODES",
     "N_PIXELS",
     "CategoricalVAE",
@@ -80,20 +86,16 @@ __all__ = [
     "discrete_negative_elbo",
     "exact_negative_elbo",
     "importance_log_weights",
-    "jang_anneal",
     "load_binarized_digits",
     "negative_iwae",
     "plot_digit_grid",
-    "sample_latent",
+    "sampler_estimator",
     "train_vae",
     "vae_loss",
 ]
 
-#: Pixels per image (8 x 8).
+#: Pixels per image of the digits (8 x 8): the default ``n_pixels`` of :class:`CategoricalVAE`.
 N_PIXELS = 64
-
-#: The gradient estimators :func:`vae_loss` knows, by name (the names of :mod:`lib.compare`).
-ESTIMATORS = ("gumbel_softmax", "st_gumbel_softmax", "straight_through", "reinforce_loo")
 
 
 # --------------------------------------------------------------------------------------------
@@ -242,7 +244,8 @@ def bernoulli_log_likelihood(pixel_logits: Tensor, x: Tensor) -> Tensor:
     probabilities are never formed, so they cannot round to exactly 0 or 1).
 
     Args:
-        pixel_logits: floating tensor ``[..., D]`` (``D = 64`` here), the decoder's output.
+        pixel_logits: floating tensor ``[..., D]`` (``D = 64`` for the digits), the decoder's
+            output.
         x: tensor of 0./1. pixels ``[..., D]`` whose leading dimensions broadcast with
             ``pixel_logits``'s (e.g. ``x`` of ``[B, D]`` against logits of ``[S, B, D]``).
 
@@ -302,10 +305,11 @@ class _StackedLinear(nn.Module):
 class CategoricalVAE(nn.Module):
     r"""Encoder and decoder of a VAE whose code is ``n_latent`` one-hot categorical variables.
 
-    * encoder: ``64 -> n_hidden -> ReLU -> n_latent * n_categories`` logits. The last layer has
-      NO activation: logits are unconstrained reals (a ReLU there, as in some ports, forbids
-      any category from being less likely than the one with logit 0).
-    * decoder: ``n_latent * n_categories -> n_hidden -> ReLU -> 64`` pixel logits (Bernoulli).
+    * encoder: ``n_pixels -> n_hidden -> ReLU -> n_latent * n_categories`` logits. The last
+      layer has NO activation: logits are unconstrained reals (a ReLU there, as in some ports,
+      forbids any category from being less likely than the one with logit 0).
+    * decoder: ``n_latent * n_categories -> n_hidden -> ReLU -> n_pixels`` pixel logits
+      (Bernoulli).
 
     Jang et al. (2017) used 20 variables x 10 classes on 28x28 MNIST, and their notebook two
     hidden layers of 512 and 256 units; the defaults here (8 x 10, one hidden layer of 128
@@ -313,7 +317,7 @@ class CategoricalVAE(nn.Module):
 
     **Several independent models at once.** With ``n_models=M`` the module holds ``M``
     independent VAEs (their weights stacked along a first dimension) and every tensor gets a
-    model dimension before the batch dimension: images ``[M, B, 64]`` (or ``[B, 64]``, the same
+    model dimension before the batch dimension: images ``[M, B, D]`` (or ``[B, D]``, the same
     images for every model), logits ``[M, B, N, K]``, codes ``[S, M, B, N, K]``. On a CPU,
     where small layers cost mostly fixed overhead, training three seeds this way takes little
     more time than training one. The models share nothing: Adam's update is element-wise, and
@@ -324,6 +328,8 @@ class CategoricalVAE(nn.Module):
         n_categories: number of classes K of each variable (K >= 2).
         n_hidden: width of the hidden layer of the encoder and of the decoder.
         n_models: None for one ordinary model, or the number M of stacked independent models.
+        n_pixels: number of pixels D of an image (the images are flat vectors ``[..., D]``);
+            64 for the 8x8 digits.
 
     Example:
         >>> model = CategoricalVAE(n_latent=8, n_categories=10)
@@ -333,6 +339,8 @@ class CategoricalVAE(nn.Module):
         torch.Size([5, 64])
         >>> CategoricalVAE(n_models=3).encode(torch.zeros(5, 64)).shape
         torch.Size([3, 5, 8, 10])
+        >>> CategoricalVAE(n_pixels=784).decode(torch.zeros(5, 8, 10)).shape  # 28x28 images
+        torch.Size([5, 784])
     """
 
     def __init__(
@@ -342,11 +350,13 @@ class CategoricalVAE(nn.Module):
         n_hidden: int = 128,
         *,
         n_models: int | None = None,
+        n_pixels: int = N_PIXELS,
     ) -> None:
         super().__init__()
         self.n_latent = check_int(n_latent, "n_latent", min_value=1)
         self.n_categories = check_int(n_categories, "n_categories", min_value=2)
         self.n_hidden = check_int(n_hidden, "n_hidden", min_value=1)
+        self.n_pixels = check_int(n_pixels, "n_pixels", min_value=1)
         if n_models is not None:
             n_models = check_int(n_models, "n_models", min_value=1)
         self.n_models = n_models
@@ -358,10 +368,10 @@ class CategoricalVAE(nn.Module):
             return _StackedLinear(n_models, n_in, n_out)
 
         self.encoder = nn.Sequential(
-            linear(N_PIXELS, n_hidden), nn.ReLU(), linear(n_hidden, code_size)
+            linear(self.n_pixels, n_hidden), nn.ReLU(), linear(n_hidden, code_size)
         )
         self.decoder = nn.Sequential(
-            linear(code_size, n_hidden), nn.ReLU(), linear(n_hidden, N_PIXELS)
+            linear(code_size, n_hidden), nn.ReLU(), linear(n_hidden, self.n_pixels)
         )
 
     def _check_stacked(self, t: Tensor, name: str, min_dim: int) -> None:
@@ -372,16 +382,16 @@ class CategoricalVAE(nn.Module):
             )
 
     def encode(self, x: Tensor) -> Tensor:
-        """Logits of q(z | x): ``x [..., 64]`` -> ``[..., n_latent, n_categories]``."""
+        """Logits of q(z | x): ``x [..., n_pixels]`` -> ``[..., n_latent, n_categories]``."""
         check_tensor(x, "x")
-        if x.shape[-1] != N_PIXELS:
-            raise ValueError(f"x must have {N_PIXELS} pixels in its last dimension, got shape "
-                             f"{tuple(x.shape)}")
+        if x.dim() == 0 or x.shape[-1] != self.n_pixels:
+            raise ValueError(f"x must have {self.n_pixels} pixels in its last dimension, got "
+                             f"shape {tuple(x.shape)}")
         self._check_stacked(x, "x", 2)
         return self.encoder(x).unflatten(-1, (self.n_latent, self.n_categories))
 
     def decode(self, z: Tensor) -> Tensor:
-        """Pixel logits of p(x | z): ``z [..., n_latent, n_categories]`` -> ``[..., 64]``."""
+        """Pixel logits of p(x | z): ``z [..., n_latent, n_categories]`` -> ``[..., n_pixels]``."""
         check_tensor(z, "z")
         if tuple(z.shape[-2:]) != (self.n_latent, self.n_categories):
             raise ValueError(
@@ -405,8 +415,8 @@ class CategoricalVAE(nn.Module):
             generator: optional ``torch.Generator`` on the CPU or on the model's device.
 
         Returns:
-            Tensor ``[n_samples, 64]`` with values in (0, 1) (``[n_models, n_samples, 64]`` for
-            stacked models, every model decoding the same codes).
+            Tensor ``[n_samples, n_pixels]`` with values in (0, 1) (``[n_models, n_samples,
+            n_pixels]`` for stacked models, every model decoding the same codes).
         """
         n_samples = check_int(n_samples, "n_samples", min_value=1)
         weight = next(self.parameters())
@@ -427,110 +437,79 @@ class CategoricalVAE(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------
-# Estimators
+# Estimators: the book's registry (lib.estimators), and sampler functions
 # --------------------------------------------------------------------------------------------
 
 
-#: A custom pathwise estimator: ``sampler(logits [S, B, N, K], tau, generator) -> z``.
+#: A pathwise estimator written as one sampling step (the exercises' API):
+#: ``sampler(logits [S, *batch, N, K], tau, generator) -> z`` of the same shape.
 Sampler = Callable[[Tensor, float, "torch.Generator | None"], Tensor]
-
-
-def _check_estimator(estimator: Any) -> str | Sampler:
-    if callable(estimator):
-        return estimator
-    if not isinstance(estimator, str):
-        raise TypeError(f"estimator must be a str or a sampler function, got "
-                        f"{type_name(estimator)}")
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)} or a sampler "
-                         f"function; got {estimator!r}")
-    return estimator
 
 
 def _estimator_name(estimator: str | Sampler) -> str:
     return estimator if isinstance(estimator, str) else getattr(estimator, "__name__", "custom")
 
 
-def _one_hot_sample(logits: Tensor, generator: torch.Generator | None) -> Tensor:
-    index = gumbel_max_sample(logits, generator=generator)
-    return F.one_hot(index, logits.shape[-1]).to(logits.dtype)
+def _estimator_spec(estimator: object) -> EstimatorSpec | None:
+    """The registry's entry for a name (its errors list the known names); None for a sampler."""
+    if isinstance(estimator, str):
+        return get_estimator_spec(estimator)
+    if callable(estimator):
+        return None
+    raise TypeError(f"estimator must be a registered name (lib.estimators.estimator_names()) or "
+                    f"a sampler function, got {type_name(estimator)}")
 
 
-def sample_latent(
-    logits: Tensor,
-    estimator: str | Sampler,
-    *,
-    tau: float = 1.0,
-    n_samples: int = 1,
-    generator: torch.Generator | None = None,
-) -> Tensor:
-    r"""Draw ``n_samples`` latent codes per datapoint, differentiable as ``estimator`` says.
+def sampler_estimator(sampler: Sampler) -> Callable[..., Surrogate]:
+    r"""Turn a sampling step into a pathwise estimator of the registry's form.
 
-    * ``gumbel_softmax``: relaxed samples :math:`\mathrm{softmax}((\ell + G)/\tau)`; gradient
-      by the chain rule through the softmax (biased for the discrete model).
-    * ``st_gumbel_softmax``: forward the one-hot :math:`\arg\max(\ell + G)` (an exact sample),
-      backward the gradient of the relaxed sample built from the same noise.
-    * ``straight_through``: forward an exact one-hot sample, backward the gradient of the
-      probabilities :math:`\mathrm{softmax}(\ell)` (Bengio et al. 2013; no Gumbel noise, no
-      temperature; ``torch.distributions.OneHotCategoricalStraightThrough``).
-    * ``reinforce_loo``: exact one-hot samples with NO gradient (REINFORCE differentiates
-      :math:`\log q` instead, see :func:`vae_loss`).
-    * a function ``sampler(logits, tau, generator) -> z``: your own pathwise estimator; it
-      receives the logits already expanded to ``[n_samples, *logits.shape]`` and must return
-      codes of that shape (this is how an exercise swaps the estimator of the training loop).
+    This is the adapter behind the sampler functions that :func:`vae_loss` and :func:`train_vae`
+    accept in place of an estimator's name (exercise 10 plugs its own straight-through
+    Gumbel-softmax step in this way). ``sampler(logits, tau, generator)`` receives the logits
+    already expanded to ``[n_samples, *logits.shape]`` and must return codes ``z`` of that
+    shape whose gradient is the estimator's (for example ``hard + (soft - soft.detach())``);
+    draw its noise with :mod:`lib.rng` from ``generator`` to follow the book's convention.
+
+    The returned function ``fn(node, cost, n_samples, generator, tau=1.0) -> Surrogate`` calls
+    the sampler on ``node.logits``, evaluates ``cost`` at the codes and averages over the
+    samples, as the registry's pathwise estimators do. To use the sampler everywhere the book
+    takes an estimator's name, register it:
+    ``register_estimator("mine", unbiased=False, params={"tau": 1.0})(sampler_estimator(f))``.
 
     Args:
-        logits: floating tensor ``[B, N, K]`` (or any ``[..., K]``) of encoder logits.
-        estimator: one of :data:`ESTIMATORS`, or a sampler function.
-        tau: temperature > 0 (used by the two Gumbel-softmax estimators only).
-        n_samples: samples per datapoint, stacked along a new first dimension.
-        generator: optional ``torch.Generator`` on the CPU or on the logits' device (a
-            sampler function receives it as it is: draw with :mod:`lib.rng` to follow the
-            same convention).
+        sampler: a function ``(logits [S, ..., K], tau, generator) -> z [S, ..., K]``.
 
     Returns:
-        Tensor ``[n_samples, *logits.shape]``: one-hot codes (relaxed for ``gumbel_softmax``).
+        A function ``(node, cost, n_samples, generator, tau=1.0) -> Surrogate``
+        (:class:`lib.estimators.Surrogate`).
 
     Example:
-        >>> logits = torch.zeros(2, 3, 4, requires_grad=True)
-        >>> z = sample_latent(logits, "st_gumbel_softmax", tau=0.5, n_samples=5)
-        >>> z.shape, bool(((z == 0) | (z == 1)).all())
-        (torch.Size([5, 2, 3, 4]), True)
+        >>> from lib.estimators import StochasticNode
+        >>> def soft_codes(logits, tau, generator):  # a relaxation without noise
+        ...     return torch.softmax(logits / tau, dim=-1)
+        >>> node = StochasticNode("categorical", torch.zeros(4, 2, 3), event_dims=1)
+        >>> out = sampler_estimator(soft_codes)(node, lambda z: z.sum((-2, -1)), 5, None)
+        >>> out.loss.shape, out.samples.shape
+        (torch.Size([4]), torch.Size([5, 4, 2, 3]))
     """
-    estimator = _check_estimator(estimator)
-    check_logits(logits)
-    tau = check_tau(tau)
-    n_samples = check_int(n_samples, "n_samples", min_value=1)
-    check_generator(generator, like=logits)
-    return _sample_latent(logits, estimator, tau, n_samples, generator)
+    check_callable(sampler, "sampler")
+    name = _estimator_name(sampler)
 
-
-def _sample_latent(
-    logits: Tensor,
-    estimator: str | Sampler,
-    tau: float,
-    n_samples: int,
-    generator: torch.Generator | None,
-) -> Tensor:
-    """:func:`sample_latent` without its own argument checks (the samplers still check)."""
-    expanded = logits.expand(n_samples, *logits.shape)
-    if callable(estimator):
-        z = estimator(expanded, tau, generator)
+    def estimator(node: StochasticNode, cost: Callable[[Tensor], Tensor], n_samples: int,
+                  generator: torch.Generator | None, tau: float = 1.0) -> Surrogate:
+        expanded = node.logits.expand(n_samples, *node.logits.shape)
+        z = sampler(expanded, tau, generator)
         if not isinstance(z, Tensor) or z.shape != expanded.shape:
-            raise ValueError(
-                f"the sampler {_estimator_name(estimator)!r} must return a tensor of the shape "
-                f"of its logits {tuple(expanded.shape)}, got "
-                f"{tuple(z.shape) if isinstance(z, Tensor) else type_name(z)}"
-            )
-        return z
-    if estimator == "gumbel_softmax":
-        return gumbel_softmax(expanded, tau, generator=generator)
-    if estimator == "st_gumbel_softmax":
-        return gumbel_softmax(expanded, tau, hard=True, generator=generator)
-    one_hot = _one_hot_sample(expanded.detach(), generator)
-    if estimator == "straight_through":
-        return straight_through(one_hot, torch.softmax(expanded, dim=-1))
-    return one_hot  # reinforce_loo
+            got = tuple(z.shape) if isinstance(z, Tensor) else type_name(z)
+            raise ValueError(f"the sampler {name!r} must return a tensor of the shape of its "
+                             f"logits {tuple(expanded.shape)}, got {got}")
+        costs = cost(z)
+        mean = costs.mean(dim=0)
+        weights = torch.full_like(costs.detach(), 1.0 / n_samples)
+        return Surrogate(mean, mean.detach(), z.detach(), weights)
+
+    estimator.__name__ = name
+    return estimator
 
 
 class VAELoss(NamedTuple):
@@ -539,9 +518,10 @@ class VAELoss(NamedTuple):
     Attributes:
         loss: scalar tensor to call ``.backward()`` on; its gradient is the estimator's.
         negative_elbo: detached tensor ``[B]`` (``[M, B]`` for stacked models): the per-image
-            value of the objective the estimator optimises, averaged over the samples (the
-            RELAXED objective for ``gumbel_softmax``, a discrete-sample estimate of the
-            negative ELBO otherwise).
+            value of the objective the estimator optimises: the estimator's estimate of the
+            expected reconstruction cost (:attr:`lib.estimators.Surrogate.cost`: averaged over
+            the samples, the RELAXED cost for ``gumbel_softmax``, an exact sum for ``exact``)
+            plus the KL term.
         kl: detached tensor of the same shape: the KL term (summed over latent variables).
     """
 
@@ -561,29 +541,41 @@ def vae_loss(
 ) -> VAELoss:
     r"""A loss whose gradient is ``estimator``'s estimate of the negative ELBO's gradient.
 
-    With :math:`S` = ``n_samples`` codes :math:`z_s` per image (from :func:`sample_latent`) and
-    the reconstruction cost :math:`c_s = -\log p_\theta(x \mid z_s)`, the loss per image is
+    The code of each image is one joint sample of the encoder's ``N`` categorical variables,
+    ``StochasticNode("categorical", logits, event_dims=1)`` with logits ``[B, N, K]`` (batch
+    shape ``[M, B]`` for stacked models), and the cost of a code is the reconstruction cost
+    :math:`c = -\log p_\theta(x \mid z)` of its image. The estimator, any name registered in
+    :mod:`lib.estimators` (:func:`lib.estimators.estimator_names`, including estimators
+    registered after this module was imported), turns them into a surrogate loss
+    (:func:`lib.estimators.surrogate`) whose gradient with respect to the encoder (through the
+    logits) and the decoder (through the cost) estimates that of
+    :math:`\mathbb{E}_{q_\phi(z\mid x)}[c]`. The book's estimators:
 
-    * pathwise estimators (``gumbel_softmax``, ``st_gumbel_softmax``, ``straight_through``):
-      :math:`\frac1S\sum_s c_s + \mathrm{KL}(q_\phi \| p)`, differentiated through :math:`z_s`;
+    * pathwise (``gumbel_softmax``, ``st_gumbel_softmax``, ``straight_through``):
+      :math:`\frac1S\sum_s c(z_s)`, differentiated through the codes :math:`z_s`;
     * ``reinforce_loo``: :math:`\frac1S\sum_s \big[c_s + \mathrm{sg}(c_s - b_s)\log q_\phi(z_s
-      \mid x)\big] + \mathrm{KL}(q_\phi \| p)` with the leave-one-out baseline
-      :math:`b_s = \frac{1}{S-1}\sum_{j\ne s} c_j` (needs :math:`S \ge 2`). The first term gives
-      the decoder its ordinary gradient; the second is REINFORCE for the encoder; the KL, in
-      closed form, is differentiated exactly. The whole estimate is unbiased.
+      \mid x)\big]` with the leave-one-out baseline :math:`b_s = \frac{1}{S-1}\sum_{j\ne s}
+      c_j` (needs :math:`S \ge 2`). The first term gives the decoder its ordinary gradient;
+      the second is REINFORCE for the encoder. The whole estimate is unbiased;
+    * ``exact``: the sum over all :math:`K^N` codes (tiny models only: the registry refuses
+      more than :data:`lib.estimators.MAX_EXACT_OUTCOMES` codes).
 
-    The loss is the mean over the batch (for stacked models, the sum over models of each
-    model's mean). The KL is the closed form of :func:`categorical_kl_uniform` summed over the
-    latent variables, for every estimator (as in Jang et al.'s code).
+    The loss adds the closed-form KL of :func:`categorical_kl_uniform`, summed over the latent
+    variables and differentiated exactly, for every estimator (as in Jang et al.'s code), and
+    averages over the batch (for stacked models: the sum over models of each model's mean, so
+    that each model gets exactly the gradient of its own loss).
 
     Args:
         model: a :class:`CategoricalVAE`.
-        x: binary images ``[B, 64]`` (for stacked models also ``[M, B, 64]``: one batch per
-            model).
-        estimator: one of :data:`ESTIMATORS`, or a sampler function (see
-            :func:`sample_latent`), trained like a pathwise estimator.
-        tau: temperature > 0 for the Gumbel-softmax estimators (and passed to a sampler).
-        n_samples: codes per image (>= 2 for ``reinforce_loo``).
+        x: binary images ``[B, D]`` (for stacked models also ``[M, B, D]``: one batch per
+            model), ``D = model.n_pixels``.
+        estimator: a registered estimator's name, or a sampler function
+            ``sampler(logits, tau, generator) -> z`` trained as a pathwise estimator (see
+            :func:`sampler_estimator`).
+        tau: temperature > 0, passed to estimators that take a ``tau`` parameter (the
+            Gumbel-softmax ones) and to a sampler function; ignored by the others.
+        n_samples: codes per image (at least the estimator's ``min_samples``: 2 for
+            ``reinforce_loo``; ignored by ``exact``).
         generator: optional ``torch.Generator`` on the CPU or on the model's device.
 
     Returns:
@@ -600,27 +592,29 @@ def vae_loss(
         Jang, Gu, Poole (2017); Williams (1992); Kool, van Hoof, Welling (2019), *Buy 4
         REINFORCE Samples, Get a Baseline for Free!*.
     """
-    estimator = _check_estimator(estimator)
+    spec = _estimator_spec(estimator)
     n_samples = check_int(n_samples, "n_samples", min_value=1)
-    if estimator == "reinforce_loo" and n_samples < 2:
-        raise ValueError(
-            f"reinforce_loo needs n_samples >= 2 for a leave-one-out baseline, got {n_samples}"
-        )
-    logits = model.encode(x)  # [B, N, K]
+    logits = model.encode(x)  # [(M,) B, N, K]
     tau = check_tau(tau)
     check_generator(generator, like=logits)
-    z = _sample_latent(logits, estimator, tau, n_samples, generator)  # [S, B, N, K]
-    cost = -bernoulli_log_likelihood(model.decode(z), x)  # [S, B]
-    kl = _kl_uniform(logits).sum(dim=-1)  # [B]
-    loss = cost.mean() + kl.mean()
-    if estimator == "reinforce_loo":
-        log_q = (z * torch.log_softmax(logits, dim=-1)).sum(dim=(-2, -1))  # [S, B]
-        loss = loss + reinforce_surrogate(log_q, cost, leave_one_out_baseline(cost))
+    node = StochasticNode("categorical", logits, event_dims=1)
+
+    def reconstruction_cost(z: Tensor) -> Tensor:  # codes [S, (M,) B, N, K] -> [S, (M,) B]
+        return -bernoulli_log_likelihood(model.decode(z), x)
+
+    if spec is None:
+        out = sampler_estimator(estimator)(node, reconstruction_cost, n_samples, generator,
+                                           tau=tau)
+    else:
+        params = {"tau": tau} if "tau" in spec.params else {}
+        out = surrogate(spec.name, node, reconstruction_cost, n_samples, generator, **params)
+    kl = _kl_uniform(logits).sum(dim=-1)  # [(M,) B]
+    loss = out.loss.mean() + kl.mean()
     if model.n_models is not None:
-        # means over [S, M, B] are (1/M) sum_m (model m's mean): scale back so that each
+        # means over [M, B] are (1/M) sum_m (model m's mean): scale back so that each
         # stacked model gets exactly the gradient of its own mean loss
         loss = loss * model.n_models
-    return VAELoss(loss, (cost.mean(dim=0) + kl).detach(), kl.detach())
+    return VAELoss(loss, out.cost + kl.detach(), kl.detach())
 
 
 @torch.no_grad()
@@ -643,7 +637,7 @@ def discrete_negative_elbo(
 
     Args:
         model: a :class:`CategoricalVAE`.
-        x: binary images ``[B, 64]``.
+        x: binary images ``[B, D]`` (``D = model.n_pixels``).
         n_samples: one-hot codes per image.
         generator: optional ``torch.Generator`` on the CPU or on the model's device.
 
@@ -659,7 +653,7 @@ def discrete_negative_elbo(
     n_samples = check_int(n_samples, "n_samples", min_value=1)
     logits = model.encode(x)
     check_generator(generator, like=logits)
-    z = _one_hot_sample(logits.expand(n_samples, *logits.shape), generator)
+    z = StochasticNode("categorical", logits, event_dims=1).sample(n_samples, generator)
     cost = -bernoulli_log_likelihood(model.decode(z), x)
     return cost.mean(dim=0) + _kl_uniform(logits).sum(dim=-1)
 
@@ -713,7 +707,7 @@ def exact_negative_elbo(model: CategoricalVAE, x: Tensor) -> Tensor:
 
     Args:
         model: a plain (not stacked) :class:`CategoricalVAE` with ``K ** N <= 4096``.
-        x: binary images ``[B, 64]``.
+        x: binary images ``[B, D]`` (``D = model.n_pixels``).
 
     Returns:
         Tensor ``[B]`` in nats.
@@ -729,7 +723,8 @@ def exact_negative_elbo(model: CategoricalVAE, x: Tensor) -> Tensor:
         raise ValueError("exact_negative_elbo takes a plain model (n_models=None)")
     check_tensor(x, "x")
     if x.dim() != 2:
-        raise ValueError(f"x must be a batch of images [B, 64], got shape {tuple(x.shape)}")
+        raise ValueError(f"x must be a batch of images [B, {model.n_pixels}], got shape "
+                         f"{tuple(x.shape)}")
     logits = model.encode(x)  # [B, N, K]
     codes = all_codes(model.n_latent, model.n_categories, dtype=logits.dtype,
                       device=logits.device)
@@ -761,7 +756,7 @@ def importance_log_weights(
 
     Args:
         model: a :class:`CategoricalVAE` (plain or stacked).
-        x: binary images ``[B, 64]``.
+        x: binary images ``[B, D]`` (``D = model.n_pixels``).
         n_samples: codes per image.
         generator: optional ``torch.Generator``.
         max_rows: the codes are decoded in chunks of at most this many rows (samples x models x
@@ -779,15 +774,15 @@ def importance_log_weights(
     max_rows = check_int(max_rows, "max_rows", min_value=1)
     logits = model.encode(x)  # [(M,) B, N, K]
     check_generator(generator, like=logits)
-    log_q = torch.log_softmax(logits, dim=-1)
+    node = StochasticNode("categorical", logits, event_dims=1)
     log_prior = -model.n_latent * math.log(model.n_categories)
     chunk = max(1, max_rows // logits[..., 0, 0].numel())
     parts = []
     for start in range(0, n_samples, chunk):
         size = min(chunk, n_samples - start)
-        z = _one_hot_sample(logits.expand(size, *logits.shape), generator)
+        z = node.sample(size, generator)  # exact one-hot codes [size, (M,) B, N, K]
         log_likelihood = bernoulli_log_likelihood(model.decode(z), x)  # [size, (M,) B]
-        parts.append(log_likelihood + log_prior - (z * log_q).sum(dim=(-2, -1)))
+        parts.append(log_likelihood + log_prior - node.log_prob(z))
     return torch.cat(parts)
 
 
@@ -825,57 +820,8 @@ def negative_iwae(log_weights: Tensor) -> Tensor:
 
 
 # --------------------------------------------------------------------------------------------
-# Temperature schedule and training
+# Training
 # --------------------------------------------------------------------------------------------
-
-#: Jang et al.'s notebook: 50,000 steps, tau = max(0.5, exp(-3e-5 t)) updated every 1,000 steps.
-JANG_STEPS, JANG_RATE, JANG_EVERY = 50_000, 3e-5, 1000
-
-
-def jang_anneal(
-    total_steps: int, *, tau0: float = 1.0, tau_min: float = 0.5
-) -> Callable[[int], float]:
-    r"""Jang et al.'s exponential annealing, rescaled to a run of ``total_steps`` steps.
-
-    The authors' notebook trains for 50,000 steps with
-    :math:`\tau = \max(0.5, \tau_0 e^{-3\cdot10^{-5} t})`, updated every 1,000 steps: the
-    temperature changes at most 50 times, and since :math:`e^{-r t}` crosses 0.5 at
-    :math:`t = \ln 2 / 3\cdot10^{-5} \approx 23{,}100`, it reaches its floor at the update of
-    step 24,000, 48% of the way through. A short run keeps that SHAPE by scaling both constants
-    by ``50_000 / total_steps``:
-
-    .. math:: r = 3\cdot10^{-5} \cdot \frac{50\,000}{T}, \qquad
-              \mathrm{every} = \max\!\big(1, \mathrm{round}(1000\, T / 50\,000)\big).
-
-    Copying ``rate=3e-5`` into a run of a thousand steps would leave the temperature at
-    :math:`\tau_0 e^{-0.03} \approx 0.97` throughout: no annealing at all.
-
-    Args:
-        total_steps: number of optimisation steps of the run, >= 1.
-        tau0: initial temperature.
-        tau_min: floor of the temperature.
-
-    Returns:
-        A function ``step -> tau`` (:func:`lib.schedules.exponential_anneal` with the scaled
-        constants).
-
-    Example:
-        >>> schedule = jang_anneal(1000)
-        >>> schedule(0), schedule(999)
-        (1.0, 0.5)
-    """
-    total_steps = check_int(total_steps, "total_steps", min_value=1)
-    tau0 = check_real(tau0, "tau0", gt=0.0)
-    tau_min = check_real(tau_min, "tau_min", gt=0.0)
-    rate = JANG_RATE * JANG_STEPS / total_steps
-    every = max(1, round(JANG_EVERY * total_steps / JANG_STEPS))
-
-    def schedule(step: int) -> float:
-        return exponential_anneal(step, tau0=tau0, rate=rate, tau_min=tau_min, every=every)
-
-    schedule.rate, schedule.every = rate, every  # type: ignore[attr-defined]
-    return schedule
-
 
 @dataclass
 class TrainHistory:
@@ -913,9 +859,26 @@ def _per_model_mean(values: Tensor, stacked: bool) -> list[float]:
     return values.mean(dim=-1).tolist()
 
 
+def _train_test_images(data: object, n_pixels: int) -> tuple[Tensor, Tensor]:
+    """The training and test images of a :class:`DigitsData` or of a pair of tensors."""
+    if isinstance(data, DigitsData):
+        images = (data.train, data.test)
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        images = (data[0], data[1])
+    else:
+        raise TypeError(f"data must be a DigitsData (load_binarized_digits()) or a pair "
+                        f"(train, test) of image tensors [n, {n_pixels}], got {type_name(data)}")
+    for name, x in zip(("train", "test"), images):
+        check_tensor(x, name)
+        if x.dim() != 2 or x.shape[0] < 1 or x.shape[1] != n_pixels:
+            raise ValueError(f"the {name} images must be a tensor [n, {n_pixels}] with n >= 1 "
+                             f"(the model's n_pixels), got shape {tuple(x.shape)}")
+    return images
+
+
 def train_vae(
     model: CategoricalVAE,
-    data: DigitsData,
+    data: DigitsData | tuple[Tensor, Tensor],
     estimator: str | Sampler,
     *,
     n_epochs: int = 30,
@@ -929,7 +892,7 @@ def train_vae(
     progress: bool = True,
     desc: str | None = None,
 ) -> TrainHistory:
-    r"""Train ``model`` with Adam on ``data.train`` using ``estimator``; evaluate on the test set.
+    r"""Train ``model`` with Adam on training images using ``estimator``; evaluate on test images.
 
     Each epoch visits the training images once in a random order (drawn from ``generator``;
     each stacked model gets its own order) in minibatches of ``batch_size`` (the last one may
@@ -942,15 +905,18 @@ def train_vae(
 
     Args:
         model: the :class:`CategoricalVAE` to train (in place), plain or stacked.
-        data: a :class:`DigitsData`.
-        estimator: one of :data:`ESTIMATORS`, or a sampler function (see
-            :func:`sample_latent`).
+        data: a :class:`DigitsData`, or a pair ``(train, test)`` of binary image tensors
+            ``[n_train, D]`` and ``[n_test, D]`` with ``D = model.n_pixels`` (any data set).
+        estimator: a name registered in :mod:`lib.estimators`
+            (:func:`lib.estimators.estimator_names`), or a sampler function trained as a
+            pathwise estimator (see :func:`sampler_estimator`).
         n_epochs: passes over the training set.
         batch_size: images per step (per model).
         lr: Adam's learning rate (Jang et al. used 1e-3 for 50,000 steps; the default 3e-3
             suits runs of a few thousand steps).
         tau: a fixed temperature, or a function ``global_step -> tau`` such as
-            :func:`jang_anneal` (ignored by ``straight_through`` and ``reinforce_loo``).
+            :func:`lib.schedules.jang_anneal`, for the estimators that take a ``tau``
+            (ignored by ``straight_through`` and ``reinforce_loo``; see :func:`vae_loss`).
         n_samples: codes per image per step (>= 2 for ``reinforce_loo``).
         eval_every: evaluate the test set every this many epochs (and after the last one).
         n_eval_samples: one-hot codes per test image in each evaluation.
@@ -972,12 +938,10 @@ def train_vae(
     """
     from tqdm import tqdm
 
-    estimator = _check_estimator(estimator)
+    _estimator_spec(estimator)  # an unknown name fails here, before any work
     if not isinstance(model, CategoricalVAE):
         raise TypeError(f"model must be a CategoricalVAE, got {type_name(model)}")
-    if not isinstance(data, DigitsData):
-        raise TypeError(f"data must be a DigitsData (load_binarized_digits()), got "
-                        f"{type_name(data)}")
+    train, test = _train_test_images(data, model.n_pixels)
     n_epochs = check_int(n_epochs, "n_epochs", min_value=1)
     batch_size = check_int(batch_size, "batch_size", min_value=1)
     lr = check_real(lr, "lr", gt=0.0)
@@ -990,7 +954,7 @@ def train_vae(
 
     device = next(model.parameters()).device
     check_generator(generator, device=device)
-    train, test = data.train.to(device), data.test.to(device)
+    train, test = train.to(device), test.to(device)
     n_train = train.shape[0]
     stacked = model.n_models is not None
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -1027,7 +991,7 @@ def train_vae(
         total = torch.zeros(model.n_models if stacked else 1, device=device)
         start = time.perf_counter()
         for i in range(0, n_train, batch_size):
-            x = train[order[..., i : i + batch_size]]  # [B, 64] or [M, B, 64]
+            x = train[order[..., i : i + batch_size]]  # [B, D] or [M, B, D]
             current_tau = schedule(step) if schedule is not None else tau
             if i == 0:
                 taus.append(float(current_tau))

@@ -1,10 +1,10 @@
-"""Tests of lib.schedules.exponential_anneal against Jang et al.'s formula written out here."""
+"""Tests of lib.schedules against Jang et al.'s formula written out here."""
 
 import math
 
 import pytest
 
-from lib.schedules import exponential_anneal
+from lib.schedules import exponential_anneal, jang_anneal
 
 
 def jang_tau(step, tau0=1.0, rate=3e-5, tau_min=0.5, every=1000):
@@ -53,3 +53,18 @@ def test_is_non_increasing_and_floored():
 def test_validation(kwargs, error, match):
     with pytest.raises(error, match=match):
         exponential_anneal(**kwargs)
+
+
+def test_jang_anneal_keeps_the_shape_of_the_original_schedule():
+    total = 1500
+    schedule = jang_anneal(total)
+    taus = [schedule(t) for t in range(total)]
+    assert taus[0] == 1.0 and taus[-1] == 0.5
+    # the original reaches its floor at the update of step 24,000 of 50,000: 48% of the way
+    first_floor = next(t for t, tau in enumerate(taus) if tau == 0.5)
+    assert first_floor == round(24_000 / 50_000 * total)
+    assert len(set(taus)) <= 51  # at most 50 changes of temperature
+    assert all(a >= b for a, b in zip(taus, taus[1:]))  # never increases
+    # the original schedule, unscaled, is the special case total_steps = 50,000
+    original = jang_anneal(50_000)
+    assert original(1000) == pytest.approx(math.exp(-0.03)) and original(999) == 1.0

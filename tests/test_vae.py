@@ -9,9 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Bernoulli, Categorical, kl_divergence
 
-from lib.gumbel import sample_gumbel
+from lib import estimators
+from lib.gumbel import gumbel_max_sample, sample_gumbel
+from lib.relaxed import gumbel_softmax
+from lib.schedules import jang_anneal
 from lib.vae import (
-    ESTIMATORS,
     CategoricalVAE,
     DigitsData,
     all_codes,
@@ -20,15 +22,16 @@ from lib.vae import (
     discrete_negative_elbo,
     exact_negative_elbo,
     importance_log_weights,
-    jang_anneal,
     load_binarized_digits,
     negative_iwae,
     plot_digit_grid,
-    sample_latent,
     train_vae,
     vae_loss,
 )
 from tests._helpers import assert_close, gen
+
+#: The estimators of chapter 10 (the registry holds more: every one of them works in vae_loss).
+BOOK_ESTIMATORS = ("gumbel_softmax", "st_gumbel_softmax", "straight_through", "reinforce_loo")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -225,9 +228,9 @@ def test_stacked_models_share_nothing():
     torch.manual_seed(0)
     model = CategoricalVAE(n_latent=3, n_categories=4, n_hidden=16, n_models=2)
     x = torch.rand(2, 5, 64, generator=gen(31)).round()
-    for estimator in ESTIMATORS:
+    for estimator in estimators.estimator_names():  # every registered estimator
         out = vae_loss(model, x, estimator, tau=0.5, n_samples=2, generator=gen(32))
-        if estimator != "reinforce_loo":  # loss = sum over models of each model's mean
+        if not estimator.startswith("reinforce"):  # loss = sum over models of models' means
             assert_close(out.loss.detach(), out.negative_elbo.mean(-1).sum(), rtol=1e-5)
         grads = torch.autograd.grad(out.loss, list(model.parameters()))
         other = x.clone()
@@ -365,43 +368,123 @@ def test_iwae_of_stacked_models_is_each_models_own():
 # ------------------------------------------------------------------------ estimators
 
 
-def test_sample_latent_forward_values():
-    logits = torch.randn(5, 3, 4, generator=gen(11), requires_grad=True)
-    for estimator in ("st_gumbel_softmax", "straight_through", "reinforce_loo"):
-        z = sample_latent(logits, estimator, tau=0.5, n_samples=6, generator=gen(12))
-        assert z.shape == (6, 5, 3, 4)
-        assert bool(((z == 0) | (z == 1)).all()) and bool((z.sum(-1) == 1).all())
-    soft = sample_latent(logits, "gumbel_softmax", tau=0.5, n_samples=6, generator=gen(12))
-    hard = sample_latent(logits, "st_gumbel_softmax", tau=0.5, n_samples=6, generator=gen(12))
-    assert torch.equal(hard, F.one_hot(soft.argmax(-1), 4).float())  # same noise, same argmax
-    assert not sample_latent(logits, "reinforce_loo", n_samples=2).requires_grad
+def old_style_loss(model, x, estimator, tau, n_samples, generator):
+    """The loss as lib.vae computed it before the registry: its own samplers, written out."""
+    logits = model.encode(x)
+    expanded = logits.expand(n_samples, *logits.shape)
+    if estimator == "gumbel_softmax":
+        z = gumbel_softmax(expanded, tau, generator=generator)
+    elif estimator == "st_gumbel_softmax":
+        z = gumbel_softmax(expanded, tau, hard=True, generator=generator)
+    else:
+        index = gumbel_max_sample(expanded.detach(), generator=generator)
+        z = F.one_hot(index, logits.shape[-1]).to(logits.dtype)
+        if estimator == "straight_through":
+            probs = torch.softmax(expanded, dim=-1)
+            z = z + (probs - probs.detach())
+    cost = -bernoulli_log_likelihood(model.decode(z), x)  # [S, B]
+    loss = cost.mean() + categorical_kl_uniform(logits).sum(-1).mean()
+    if estimator == "reinforce_loo":
+        log_q = (z * torch.log_softmax(logits, dim=-1)).sum(dim=(-2, -1))
+        baseline = (cost.sum(0) - cost) / (n_samples - 1)
+        loss = loss + ((cost - baseline).detach() * log_q).mean()
+    return loss
 
 
-def test_st_gumbel_gradient_is_the_relaxed_one():
-    logits = torch.randn(2, 3, 4, generator=gen(13), requires_grad=True)
-    weights = torch.randn(1, 2, 3, 4, generator=gen(14))
-    soft = sample_latent(logits, "gumbel_softmax", tau=0.7, generator=gen(15))
-    (g_soft,) = torch.autograd.grad((soft * weights).sum(), logits)
-    hard = sample_latent(logits, "st_gumbel_softmax", tau=0.7, generator=gen(15))
-    (g_hard,) = torch.autograd.grad((hard * weights).sum(), logits)
-    assert_close(g_hard, g_soft)
+@pytest.mark.parametrize("estimator", BOOK_ESTIMATORS)
+def test_vae_loss_draws_the_numbers_and_gives_the_gradient_of_the_samplers_it_replaced(estimator):
+    """Through the registry, the chapter's four estimators draw the same random numbers from
+    the generator as lib.vae's own samplers did, and give the same loss and gradient: the
+    chapter's training runs do not change."""
+    model = tiny_model(9, n_latent=3, n_categories=4)
+    x = (torch.rand(6, 64, generator=gen(44)) < 0.3).double()
+    g_new, g_old = gen(45), gen(45)
+    new = vae_loss(model, x, estimator, tau=0.6, n_samples=3, generator=g_new).loss
+    old = old_style_loss(model, x, estimator, 0.6, 3, g_old)
+    assert torch.equal(g_new.get_state(), g_old.get_state())
+    assert_close(new, old)
+    for a, b in zip(torch.autograd.grad(new, list(model.parameters())),
+                    torch.autograd.grad(old, list(model.parameters()))):
+        assert_close(a, b, atol=1e-12)
+    assert any(bool(a.abs().max() > 0) for a in torch.autograd.grad(
+        vae_loss(model, x, estimator, tau=0.6, n_samples=3, generator=gen(45)).loss,
+        list(model.encoder.parameters())))
 
 
-def test_straight_through_gradient_is_that_of_the_probabilities():
-    logits = torch.randn(2, 3, 4, generator=gen(16), requires_grad=True)
-    weights = torch.randn(1, 2, 3, 4, generator=gen(17))
-    z = sample_latent(logits, "straight_through", generator=gen(18))
-    (g,) = torch.autograd.grad((z * weights).sum(), logits)
-    (expected,) = torch.autograd.grad((torch.softmax(logits, -1) * weights).sum(), logits)
-    assert_close(g, expected)
+def test_exact_estimator_gives_the_exact_negative_elbo_and_its_gradient():
+    model = tiny_model(10, n_latent=2, n_categories=3)
+    x = (torch.rand(5, 64, generator=gen(46)) < 0.4).double()
+    out = vae_loss(model, x, "exact")
+    exact = exact_negative_elbo(model, x)
+    assert_close(out.loss, exact.mean())
+    assert_close(out.negative_elbo, exact.detach())
+    for a, b in zip(torch.autograd.grad(out.loss, list(model.parameters())),
+                    torch.autograd.grad(exact.mean(), list(model.parameters()))):
+        assert_close(a, b)
+    # the book's model has 10 ** 8 codes: the registry refuses to enumerate them
+    with pytest.raises(ValueError, match="MAX_EXACT_OUTCOMES"):
+        vae_loss(CategoricalVAE(), torch.ones(2, 64), "exact")
 
 
-def test_sample_latent_draws_from_q():
-    logits = torch.tensor([[0.5, -1.0, 2.0]])
-    z = sample_latent(logits, "reinforce_loo", n_samples=20_000, generator=gen(19))
-    from tests._helpers import assert_counts_match
+@pytest.fixture
+def registry_copy(monkeypatch):
+    """Estimators registered in a test go into a copy of the registry, dropped after it."""
+    monkeypatch.setattr(estimators, "_ESTIMATORS", dict(estimators._ESTIMATORS))
 
-    assert_counts_match(z.argmax(-1), torch.softmax(logits[0].double(), -1))
+
+def test_an_estimator_registered_later_trains_the_vae_unchanged(registry_copy):
+    @estimators.register_estimator("st_identity", unbiased=False,
+                                   label="ST, identity backward")
+    def st_identity(node, cost, n_samples, generator):
+        hard = node.sample(n_samples, generator)
+        z = hard + (node.logits - node.logits.detach())  # hard forward, identity backward
+        costs = cost(z)
+        return estimators.Surrogate(costs.mean(0), costs.mean(0).detach(), hard,
+                                    torch.full_like(costs.detach(), 1 / n_samples))
+
+    model = tiny_model(11, n_latent=3, n_categories=4)
+    x = (torch.rand(6, 64, generator=gen(47)) < 0.3).double()
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    out = vae_loss(model, x, "st_identity", tau=0.5, n_samples=2, generator=gen(48))
+    out.loss.backward()
+    encoder = torch.cat([p.grad.flatten() for p in model.encoder.parameters()])
+    assert bool(torch.isfinite(encoder).all()) and float(encoder.abs().max()) > 0
+    # the same one-hot codes as plain straight-through (the same draws), so the same decoder
+    # gradient and value; a different encoder gradient (identity, not softmax, backward)
+    st = vae_loss(model, x, "straight_through", n_samples=2, generator=gen(48))
+    st_grads = torch.autograd.grad(st.loss, list(model.parameters()))
+    n_enc = len(list(model.encoder.parameters()))
+    assert torch.equal(st.negative_elbo, out.negative_elbo)
+    for p, g in zip(list(model.parameters())[n_enc:], st_grads[n_enc:]):
+        assert_close(p.grad, g)
+    assert not torch.allclose(encoder, torch.cat([g.flatten() for g in st_grads[:n_enc]]))
+    optimizer.step()
+    assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    # and the training loop takes it by name, with plain tensors as data
+    images = (torch.rand(30, 64, generator=gen(49)) < 0.3).double()
+    history = train_vae(model, (images[:20], images[20:]), "st_identity", n_epochs=1,
+                        batch_size=10, n_samples=2, generator=gen(50), progress=False)
+    assert history.estimator == "st_identity" and np.isfinite(history.test_negative_elbo).all()
+
+
+def test_tau_reaches_exactly_the_estimators_that_take_it(registry_copy):
+    seen = []
+
+    @estimators.register_estimator("relaxed_probe", unbiased=False, params={"tau": 1.0})
+    def relaxed_probe(node, cost, n_samples, generator, tau):
+        seen.append(tau)
+        z = node.relaxed(n_samples, tau, False, generator)
+        costs = cost(z)
+        return estimators.Surrogate(costs.mean(0), costs.mean(0).detach(), z.detach(),
+                                    torch.full_like(costs.detach(), 1 / n_samples))
+
+    model = tiny_model(12)
+    x = torch.ones(3, 64, dtype=torch.float64)
+    vae_loss(model, x, "relaxed_probe", tau=0.25, generator=gen(51)).loss.backward()
+    assert seen == [0.25]
+    # an estimator without a tau parameter is not given one (it would refuse it)
+    vae_loss(model, x, "straight_through", tau=0.25, generator=gen(51))
 
 
 def flat_grad(model):
@@ -475,33 +558,17 @@ def test_a_sampler_function_can_replace_the_estimator():
 def test_vae_loss_values():
     model = tiny_model(4)
     x = (torch.rand(5, 64, generator=gen(24)) < 0.3).double()
-    for estimator in ESTIMATORS:
+    for estimator in estimators.estimator_names():
         out = vae_loss(model, x, estimator, tau=0.5, n_samples=3, generator=gen(25))
         assert out.loss.dim() == 0 and out.negative_elbo.shape == (5,)
         assert_close(out.kl, categorical_kl_uniform(model.encode(x)).sum(-1))
         assert bool((out.negative_elbo > out.kl).all())  # the reconstruction cost is positive
     with pytest.raises(ValueError, match="n_samples >= 2"):
         vae_loss(model, x, "reinforce_loo", n_samples=1)
-    with pytest.raises(ValueError, match="estimator must be one of"):
+    with pytest.raises(ValueError, match="unknown estimator 'gumbel'; choose one of"):
         vae_loss(model, x, "gumbel")
-
-
-# -------------------------------------------------------------------------- schedule
-
-
-def test_jang_anneal_keeps_the_shape_of_the_original_schedule():
-    total = 1500
-    schedule = jang_anneal(total)
-    taus = [schedule(t) for t in range(total)]
-    assert taus[0] == 1.0 and taus[-1] == 0.5
-    # the original reaches its floor at the update of step 24,000 of 50,000: 48% of the way
-    first_floor = next(t for t, tau in enumerate(taus) if tau == 0.5)
-    assert first_floor == round(24_000 / 50_000 * total)
-    assert len(set(taus)) <= 51  # at most 50 changes of temperature
-    assert all(a >= b for a, b in zip(taus, taus[1:]))  # never increases
-    # the original schedule, unscaled, is the special case total_steps = 50,000
-    original = jang_anneal(50_000)
-    assert original(1000) == pytest.approx(math.exp(-0.03)) and original(999) == 1.0
+    with pytest.raises(TypeError, match="registered name .* or a sampler function"):
+        vae_loss(model, x, 3)
 
 
 # -------------------------------------------------------------------------- training
@@ -541,10 +608,46 @@ def test_training_stacked_models(data):
     assert len(set(history.test_negative_elbo[-1].round(6).tolist())) == 3
 
 
+def test_train_vae_takes_plain_tensors_and_gives_what_digits_data_gives(data):
+    small = DigitsData(data.train[:100], data.test[:40], data.train_labels[:100],
+                       data.test_labels[:40], data.threshold, data.seed)
+    histories = []
+    for images in (small, (small.train, small.test)):
+        torch.manual_seed(2)
+        model = CategoricalVAE(n_latent=3, n_categories=4, n_hidden=16)
+        histories.append(train_vae(model, images, "gumbel_softmax", n_epochs=2, batch_size=50,
+                                   tau=0.7, eval_every=1, generator=gen(52), progress=False))
+    a, b = histories
+    np.testing.assert_array_equal(a.test_negative_elbo, b.test_negative_elbo)
+    np.testing.assert_array_equal(a.train_objective, b.train_objective)
+
+
+def test_the_pixel_count_is_a_parameter():
+    model = CategoricalVAE(n_latent=3, n_categories=4, n_hidden=16, n_pixels=20)
+    assert model.n_pixels == 20 and CategoricalVAE().n_pixels == 64
+    assert model.encode(torch.zeros(5, 20)).shape == (5, 3, 4)
+    assert model.decode(torch.zeros(2, 5, 3, 4)).shape == (2, 5, 20)
+    assert model.sample_prior(7, generator=gen(53)).shape == (7, 20)
+    with pytest.raises(ValueError, match="20 pixels"):
+        model.encode(torch.zeros(5, 64))
+    images = (torch.rand(60, 20, generator=gen(54)) < 0.5).float()
+    history = train_vae(model, (images[:40], images[40:]), "st_gumbel_softmax", n_epochs=3,
+                        batch_size=10, lr=1e-2, n_samples=2, eval_every=3, generator=gen(55),
+                        progress=False)
+    assert history.test_negative_elbo.shape == (2, 1)
+    assert history.test_negative_elbo[-1, 0] < history.test_negative_elbo[0, 0]
+    with pytest.raises(ValueError, match=r"n_pixels"):
+        train_vae(model, (images[:40, :10], images[40:]), "st_gumbel_softmax")
+
+
 def test_train_vae_rejects_bad_arguments(data):
     model = CategoricalVAE()
     with pytest.raises(TypeError, match="DigitsData"):
         train_vae(model, data.train, "gumbel_softmax")
+    with pytest.raises(TypeError, match="train must be a floating-point"):
+        train_vae(model, (data.train.long(), data.test), "gumbel_softmax")
+    with pytest.raises(ValueError, match=r"test images must be a tensor \[n, 64\]"):
+        train_vae(model, (data.train, data.test[:0]), "gumbel_softmax")
     with pytest.raises(ValueError, match="estimator"):
         train_vae(model, data, "sf")
     with pytest.raises(TypeError, match="estimator"):

@@ -276,8 +276,8 @@ def _(data):
 # q3: the straight-through Gumbel-softmax sampling step, from given noise
 # ----------------------------------------------------------------------------------------------
 Q3_TAUS = (0.7, 2.0)
-Q3_LIBRARY = ("lib.relaxed", "lib.estimators", "lib.vae.sample_latent",
-              "torch.nn.functional.gumbel_softmax", "torch.distributions.RelaxedOneHotCategorical",
+Q3_LIBRARY = ("lib.relaxed", "lib.estimators", "torch.nn.functional.gumbel_softmax",
+              "torch.distributions.RelaxedOneHotCategorical",
               "torch.distributions.OneHotCategoricalStraightThrough")
 
 
