@@ -10,19 +10,22 @@ and decoded back; the loss is the squared reconstruction error.
   decodes to one codebook row; a relaxed code decodes to a convex combination of rows;
 * the best any discrete code can do (:func:`optimal_circle_loss`): the expected squared error
   of the best ``n_codes``-point quantiser of the circle, whatever the encoder;
-* training (:func:`train_autoencoder`): several models side by side, each with its own method
-  (``"relaxed"``: Gumbel-softmax samples, Approach 1; ``"straight_through"``: one-hot forward,
-  relaxed backward, Approach 2; ``"exact"``: the expectation over the ``K`` codes summed
-  exactly) and its own temperature (a number or a schedule ``step -> tau``);
+* training (:func:`train_autoencoder`): several models side by side, each with its own
+  gradient estimator from the registry of :mod:`lib.estimators` (``"gumbel_softmax"``: relaxed
+  samples, Approach 1; ``"st_gumbel_softmax"``: one-hot forward, relaxed backward, Approach 2;
+  ``"exact"``: the expectation over the ``K`` codes summed exactly; or any other registered
+  name, e.g. ``"straight_through"``, ``"reinforce_loo"``) and its own temperature (a number or
+  a schedule ``step -> tau``, used by the estimators that take one);
 * many seeds at once (:func:`train_autoencoder_seeds`): one batched model for several seeds,
   each seed with its own data, weights, batches and noise, as in a single-seed call;
 * evaluation (:func:`evaluate_autoencoder`): the relaxed loss, the expected loss with a SAMPLED
   code (computed exactly by summing over the codes) and the loss with the ARGMAX code.
 
 All models of one call start from the same initial weights and see the same mini-batches and
-the same Gumbel noise (common random numbers), so their differences come from the method and
-the temperature alone, and a model's result does not depend on which other models share the
-call.
+the same uniform random numbers behind their codes (common random numbers: one draw per seed
+and step, shared through ``StochasticNode(..., fixed_uniforms=...)``), so their differences
+come from the estimator and the temperature alone, and a model's result does not depend on
+which other models share the call.
 
 Reference:
     E. Jang, S. Gu, B. Poole (2017), *Categorical Reparameterization with Gumbel-Softmax*, ICLR.
@@ -31,6 +34,7 @@ Reference:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -48,12 +52,11 @@ from lib._validation import (
     check_tensor,
     type_name,
 )
-from lib.estimators import straight_through
-from lib.gumbel import sample_gumbel
+from lib.estimators import StochasticNode, get_estimator_spec, surrogate
+from lib.gumbel import _uniform_open
 from lib.training import snap_
 
 __all__ = [
-    "METHODS",
     "AutoencoderRun",
     "DiscreteAutoencoder",
     "circle_data",
@@ -62,9 +65,6 @@ __all__ = [
     "train_autoencoder",
     "train_autoencoder_seeds",
 ]
-
-#: The training methods of :func:`train_autoencoder`.
-METHODS = ("relaxed", "straight_through", "exact")
 
 Temperature = float | Callable[[int], float]
 
@@ -240,30 +240,38 @@ class DiscreteAutoencoder(nn.Module):
         return ((x.unsqueeze(2) - self.codebook.unsqueeze(1)) ** 2).sum(-1)
 
 
-def _check_methods_and_taus(
-    method: str | Sequence[str], tau: Temperature | Sequence[Temperature]
+def _check_estimators_and_taus(
+    estimator: str | Sequence[str], tau: Temperature | Sequence[Temperature], n_samples: int
 ) -> tuple[list[str], list[Temperature]]:
-    methods = [method] if isinstance(method, str) else list(method)
+    if isinstance(estimator, str):
+        names = [estimator]
+    elif isinstance(estimator, Sequence):
+        names = list(estimator)
+    else:
+        raise TypeError(f"estimator must be a registered estimator's name or a sequence of them, "
+                        f"got {type_name(estimator)}")
     single_tau = callable(tau) or not isinstance(tau, Sequence)
     taus = [tau] if single_tau else list(tau)
-    if not methods or not taus:
-        raise ValueError("method and tau must not be empty")
-    if len(methods) == 1 and len(taus) > 1:
-        methods = methods * len(taus)
-    if len(taus) == 1 and len(methods) > 1:
-        taus = taus * len(methods)
-    if len(methods) != len(taus):
+    if not names or not taus:
+        raise ValueError("estimator and tau must not be empty")
+    if len(names) == 1 and len(taus) > 1:
+        names = names * len(taus)
+    if len(taus) == 1 and len(names) > 1:
+        taus = taus * len(names)
+    if len(names) != len(taus):
         raise ValueError(
-            f"method and tau must have the same length (one per model) or be single values, "
-            f"got {len(methods)} methods and {len(taus)} temperatures"
+            f"estimator and tau must have the same length (one per model) or be single values, "
+            f"got {len(names)} estimators and {len(taus)} temperatures"
         )
-    for m in methods:
-        if m not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {m!r}")
+    for name in names:
+        spec = get_estimator_spec(name)  # names the registered estimators if unknown
+        if n_samples < spec.min_samples:
+            raise ValueError(f"estimator {name!r} needs n_samples >= {spec.min_samples}, got "
+                             f"n_samples={n_samples}")
     for t in taus:
         if not callable(t):
             check_tau(t)
-    return methods, taus
+    return names, taus
 
 
 def _tau_values(taus: Sequence[Temperature], step: int) -> list[float]:
@@ -275,27 +283,68 @@ def _tau_values(taus: Sequence[Temperature], step: int) -> list[float]:
     return values
 
 
+def _decoding_cost(x: Tensor, codebook: Tensor, z: Tensor) -> Tensor:
+    """Squared error ``[S, G, B]`` of decoding codes ``z`` ``[S, G, B, K]`` with ``G`` models'
+    codebooks ``[G, K, D]``, for data ``x`` ``[G, B, D]`` (one batched product per model)."""
+    n, g, b, k = z.shape
+    decoded = torch.bmm(z.transpose(0, 1).reshape(g, n * b, k), codebook)
+    decoded = decoded.reshape(g, n, b, -1).transpose(0, 1)
+    return ((x - decoded) ** 2).sum(-1)
+
+
 def _losses(
-    model: DiscreteAutoencoder, methods: Sequence[str], x: Tensor, tau: Tensor, noise: Tensor
-) -> dict[str, Tensor]:
-    """Mean loss ``[n_models]`` of each method in ``methods`` on one batch (noise shared)."""
+    model: DiscreteAutoencoder,
+    estimators: Sequence[str],
+    x: Tensor,
+    taus: Sequence[float],
+    uniforms: Tensor,
+) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    """Each model's loss on one batch, through the estimator registry (one call per estimator).
+
+    Args:
+        model: ``n_models`` models.
+        estimators: one registered estimator name per model.
+        x: data ``[B, data_dim]`` or ``[n_models, B, data_dim]``.
+        taus: one temperature per model, for the estimators that take ``tau``.
+        uniforms: ``[S, n_models or 1, B, K]``, the ``Uniform(0, 1)`` numbers behind the ``S``
+            codes drawn per point; models given the same numbers use the same noise.
+
+    Returns:
+        ``(loss, cost, samples)``: ``loss`` ``[n_models]``, whose gradient is each model's
+        estimate; ``cost`` ``[n_models]`` (detached), each model's training objective (mean
+        over the batch); ``samples``: the codes each estimator evaluated the cost at.
+    """
     logits = model.encode(x)  # [N, B, K]
     xs = model._batched(x, "x", model.data_dim)
-    out = {}
-    if "relaxed" in methods or "straight_through" in methods:
-        perturbed = logits + noise  # noise [B, K] broadcasts: common random numbers
-        soft = torch.softmax(perturbed / tau, dim=-1)
-        if "relaxed" in methods:
-            out["relaxed"] = ((xs - model.decode(soft)) ** 2).sum(-1).mean(-1)
-        if "straight_through" in methods:
-            index = perturbed.detach().argmax(dim=-1, keepdim=True)
-            hard = torch.zeros_like(soft).scatter_(-1, index, 1.0)
-            code = straight_through(hard, soft)
-            out["straight_through"] = ((xs - model.decode(code)) ** 2).sum(-1).mean(-1)
-    if "exact" in methods:
-        probs = torch.softmax(logits, dim=-1)
-        out["exact"] = (probs * model.squared_errors(x)).sum(-1).mean(-1)
-    return out
+    n_models = logits.shape[0]
+    losses, costs, order, samples = [], [], [], {}
+    for name in dict.fromkeys(estimators):  # the estimators in order of first appearance
+        index = [i for i, e in enumerate(estimators) if e == name]
+        group_logits, codebook, group_x, group_u = logits, model.codebook, xs, uniforms
+        if len(index) < n_models:
+            rows = torch.tensor(index, device=logits.device)
+            group_logits = logits.index_select(0, rows)
+            codebook = model.codebook.index_select(0, rows)
+            group_x = xs.index_select(0, rows)
+            if uniforms.shape[1] > 1:
+                group_u = uniforms.index_select(1, rows)
+        params = {}
+        if "tau" in get_estimator_spec(name).params:
+            group_taus = [taus[i] for i in index]
+            params["tau"] = (group_taus[0] if len(set(group_taus)) == 1 else torch.tensor(
+                group_taus, dtype=logits.dtype, device=logits.device).view(-1, 1, 1))
+        node = StochasticNode("categorical", group_logits, fixed_uniforms=group_u)
+        out = surrogate(name, node, functools.partial(_decoding_cost, group_x, codebook),
+                        uniforms.shape[0], **params)
+        losses.append(out.loss.mean(-1))
+        costs.append(out.cost.mean(-1))
+        order.extend(index)
+        samples[name] = out.samples
+    loss, cost = torch.cat(losses), torch.cat(costs)
+    if order != list(range(n_models)):
+        where = torch.tensor(order, device=logits.device).argsort()
+        loss, cost = loss[where], cost[where]
+    return loss, cost, samples
 
 
 def evaluate_autoencoder(
@@ -312,8 +361,8 @@ def evaluate_autoencoder(
     :math:`p(x) = \mathrm{softmax}(\ell(x))`:
 
     * ``relaxed``: :math:`\frac1n\sum_i \mathbb{E}_G \lVert x_i - \hat x(\mathrm{softmax}((\ell
-      (x_i) + G)/\tau))\rVert^2`, by Monte Carlo over ``n_samples`` Gumbel draws per point:
-      what Approach 1 trains on;
+      (x_i) + G)/\tau))\rVert^2`, by Monte Carlo over ``n_samples`` Gumbel draws per point
+      (the same draws for every model): what ``gumbel_softmax`` (Approach 1) trains on;
     * ``sample``: :math:`\frac1n\sum_i \sum_k p_k(x_i)\,\lVert x_i - C_k\rVert^2`, the expected
       loss with a code SAMPLED from :math:`p(x_i)`, summed exactly over the codes (no Monte
       Carlo error);
@@ -353,11 +402,13 @@ def evaluate_autoencoder(
         logits = model.encode(x)
         errors = model.squared_errors(x)
         xs = model._batched(x, "x", model.data_dim)
+        # one draw of uniforms [n_samples, n, K], shared by the models: relaxed codes
+        # [n_samples, n_models, n, K]
+        uniforms = _uniform_open((n_samples, *logits.shape[1:]), generator, logits.dtype, device)
+        node = StochasticNode("categorical", logits, fixed_uniforms=uniforms.unsqueeze(1))
+        codes = node.relaxed(n_samples, tau_t, hard=False)
         relaxed = torch.zeros(model.n_models, dtype=torch.float64, device=device)
-        for _ in range(n_samples):
-            noise = sample_gumbel(logits.shape[1:], generator=generator, dtype=logits.dtype,
-                                  device=device)
-            soft = torch.softmax((logits + noise) / tau_t, dim=-1)
+        for soft in codes:
             relaxed += ((xs - model.decode(soft)) ** 2).sum(-1).mean(-1).double()
         sample = (torch.softmax(logits, dim=-1) * errors).sum(-1).mean(-1)
         argmax = errors.gather(-1, logits.argmax(-1, keepdim=True)).squeeze(-1).mean(-1)
@@ -373,34 +424,39 @@ class AutoencoderRun:
     """What :func:`train_autoencoder` returns.
 
     Attributes:
-        model: the trained :class:`DiscreteAutoencoder` (one model per method/temperature).
-        methods: the method of each model.
+        model: the trained :class:`DiscreteAutoencoder` (one model per estimator/temperature).
+        estimators: the registered estimator each model was trained with.
         train_x, test_x: the training data ``[n_train, 2]`` and the test data ``[n_test, 2]``.
         train_loss: ``[n_steps, n_models]``, each model's training objective on its
-            mini-batch at every step (relaxed loss for ``relaxed``, the loss of the one-hot
-            sample for ``straight_through``, the exact expectation for ``exact``).
+            mini-batch at every step: the estimator's :attr:`lib.estimators.Surrogate.cost`
+            (the loss of the relaxed code for ``gumbel_softmax``, of the one-hot sample for
+            ``st_gumbel_softmax``, the exact expectation for ``exact``).
         taus: ``[n_steps + 1, n_models]``, the temperature used at every step; the last row is
             the temperature after training (used for the relaxed test loss).
+        relaxed_codes: ``[n_models]`` bools: whether the model's estimator fed the decoder
+            relaxed codes (points of the simplex that are not one-hot) during training, as
+            ``gumbel_softmax`` does.
         test: :func:`evaluate_autoencoder` on ``test_x`` after training: ``relaxed``,
             ``sample`` and ``argmax``, arrays ``[n_models]``.
     """
 
     model: DiscreteAutoencoder
-    methods: list[str]
+    estimators: list[str]
     train_x: Tensor
     test_x: Tensor
     train_loss: np.ndarray
     taus: np.ndarray
+    relaxed_codes: np.ndarray
     test: dict[str, np.ndarray] = field(default_factory=dict)
 
     def objective(self) -> np.ndarray:
         """Each model's own training objective on the TEST data, ``[n_models]``.
 
-        The relaxed loss for ``relaxed`` models, the sampled-code loss for the others (the
-        forward value of straight-through IS a sampled one-hot code).
+        The relaxed loss for models trained on relaxed codes (``gumbel_softmax``), the
+        sampled-code loss for the others (the forward value of ``st_gumbel_softmax`` and of
+        ``straight_through`` IS a sampled one-hot code; ``exact`` trains on its expectation).
         """
-        return np.where(np.array(self.methods) == "relaxed", self.test["relaxed"],
-                        self.test["sample"])
+        return np.where(self.relaxed_codes, self.test["relaxed"], self.test["sample"])
 
 
 class _Adam:
@@ -431,7 +487,7 @@ class _Adam:
 
 
 def train_autoencoder(
-    method: str | Sequence[str],
+    estimator: str | Sequence[str],
     tau: Temperature | Sequence[Temperature],
     *,
     n_steps: int = 300,
@@ -442,29 +498,40 @@ def train_autoencoder(
     hidden: int = 32,
     n_train: int = 1024,
     n_test: int = 2048,
+    n_samples: int = 1,
     n_eval_samples: int = 8,
     device: torch.device | str | None = None,
 ) -> AutoencoderRun:
-    r"""Train discrete-bottleneck autoencoders on :func:`circle_data`, one per method/temperature.
+    r"""Train discrete-bottleneck autoencoders on :func:`circle_data`, one per estimator and tau.
 
-    Every step draws a mini-batch (with replacement) from the training set and ONE Gumbel
-    noise tensor :math:`G` ``[batch_size, n_codes]`` shared by all models, and minimises with
-    Adam the mean over the batch of
+    Each model's code is a :class:`lib.estimators.StochasticNode` (categorical, logits
+    :math:`\ell(x)`) and its cost the squared error :math:`\lVert x - \hat x(z)\rVert^2` of
+    decoding a code :math:`z`; :func:`lib.estimators.surrogate` with the model's estimator
+    gives the loss whose gradient Adam follows (mean over the batch). Every step draws a
+    mini-batch (with replacement) from the training set and ONE tensor of uniforms
+    :math:`U` ``[n_samples, batch_size, n_codes]`` shared by all models: every sampled or
+    relaxed code is computed from it (Gumbel noise :math:`G = -\log(-\log U)`). With the book's
+    estimators:
 
-    * ``relaxed`` (Approach 1): :math:`\lVert x - \hat x(y)\rVert^2` with the relaxed code
-      :math:`y = \mathrm{softmax}((\ell(x) + G)/\tau)`;
-    * ``straight_through`` (Approach 2): the same with the code
-      ``straight_through(one_hot(argmax(l + G)), y)``: the decoder sees the exact one-hot
-      sample, the gradient flows through the relaxed :math:`y`;
+    * ``gumbel_softmax`` (Approach 1): the relaxed code
+      :math:`y = \mathrm{softmax}((\ell(x) + G)/\tau)` forward and backward;
+    * ``st_gumbel_softmax`` (Approach 2): the exact one-hot sample
+      ``one_hot(argmax(l + G))`` forward, the gradient of the relaxed :math:`y` backward;
     * ``exact``: :math:`\sum_k \mathrm{softmax}(\ell(x))_k \lVert x - C_k\rVert^2`, the
-      expected loss of a sampled code summed over the codes (possible because K is small).
+      expected loss of a sampled code summed over the codes (possible because K is small);
+    * any other registered name (``straight_through``, ``reinforce``, ``reinforce_loo``, or
+      one added with :func:`lib.estimators.register_estimator`) the same way. An estimator
+      that draws through ``node.sample`` / ``node.relaxed`` uses the shared uniforms; one
+      that draws other random numbers gets ``generator=None`` (PyTorch's global generator).
 
     The weights and the noise have the default dtype (``torch.get_default_dtype()``).
 
     Args:
-        method: one of :data:`METHODS`, or one per model.
+        estimator: a registered estimator name (:func:`lib.estimators.estimator_names`), or
+            one per model.
         tau: a temperature > 0 or a schedule ``step -> tau`` (e.g. from
-            :func:`lib.schedules.exponential_anneal`), or one per model. Unused by ``exact``.
+            :func:`lib.schedules.exponential_anneal`), or one per model. Passed to the
+            estimators that take a ``tau`` parameter; all use it for the relaxed test loss.
         n_steps: optimisation steps, >= 1.
         seed: seeds the data, the initial weights, the mini-batches and the noise.
         batch_size: points per step.
@@ -472,6 +539,8 @@ def train_autoencoder(
         n_codes: number of codes K.
         hidden: encoder width.
         n_train, n_test: sizes of the training and test sets.
+        n_samples: codes drawn per point and step, >= 1 and at least what every estimator
+            needs (2 for ``reinforce_loo``).
         n_eval_samples: Gumbel draws per test point for the relaxed test loss.
         device: where to train (None: the CPU). Every random number comes from one CPU
             generator seeded with ``seed`` (see :mod:`lib.rng`), so a GPU run starts from
@@ -481,18 +550,18 @@ def train_autoencoder(
         An :class:`AutoencoderRun`.
 
     Example:
-        >>> run = train_autoencoder(["relaxed", "straight_through"], 1.0, n_steps=20)
-        >>> run.train_loss.shape, sorted(run.test)
-        ((20, 2), ['argmax', 'relaxed', 'sample'])
+        >>> run = train_autoencoder(["gumbel_softmax", "st_gumbel_softmax"], 1.0, n_steps=20)
+        >>> run.train_loss.shape, sorted(run.test), run.relaxed_codes.tolist()
+        ((20, 2), ['argmax', 'relaxed', 'sample'], [True, False])
     """
-    return train_autoencoder_seeds(method, tau, [seed], n_steps=n_steps, batch_size=batch_size,
-                                   lr=lr, n_codes=n_codes, hidden=hidden, n_train=n_train,
-                                   n_test=n_test, n_eval_samples=n_eval_samples,
-                                   device=device)[0]
+    return train_autoencoder_seeds(estimator, tau, [seed], n_steps=n_steps,
+                                   batch_size=batch_size, lr=lr, n_codes=n_codes, hidden=hidden,
+                                   n_train=n_train, n_test=n_test, n_samples=n_samples,
+                                   n_eval_samples=n_eval_samples, device=device)[0]
 
 
 def train_autoencoder_seeds(
-    method: str | Sequence[str],
+    estimator: str | Sequence[str],
     tau: Temperature | Sequence[Temperature],
     seeds: Sequence[int],
     *,
@@ -503,48 +572,51 @@ def train_autoencoder_seeds(
     hidden: int = 32,
     n_train: int = 1024,
     n_test: int = 2048,
+    n_samples: int = 1,
     n_eval_samples: int = 8,
     device: torch.device | str | None = None,
 ) -> list[AutoencoderRun]:
     r""":func:`train_autoencoder` for several seeds at once, stacked into one batched model.
 
-    Run ``i`` is :func:`train_autoencoder` ``(method, tau, seed=seeds[i], ...)``: each seed has
-    its own generator, which draws that seed's data, initial weights, mini-batches and noise in
-    the same order as a single-seed call. Only the arithmetic is shared (one batched forward
-    and backward pass per step for all seeds and models), which makes many seeds cheap. Within
-    a seed the models share the data and the noise (common random numbers), so settings can be
-    compared seed by seed with paired differences.
+    Run ``i`` is :func:`train_autoencoder` ``(estimator, tau, seed=seeds[i], ...)``: each seed
+    has its own generator, which draws that seed's data, initial weights, mini-batches and
+    noise in the same order as a single-seed call. Only the arithmetic is shared (one batched
+    forward and backward pass per step for all seeds and models, one registry call per
+    estimator), which makes many seeds cheap. Within a seed the models share the data and the
+    noise (common random numbers), so settings can be compared seed by seed with paired
+    differences.
 
     Args:
-        method, tau: as for :func:`train_autoencoder`.
+        estimator, tau: as for :func:`train_autoencoder`.
         seeds: one or more seeds (ints >= 0).
-        n_steps, batch_size, lr, n_codes, hidden, n_train, n_test, n_eval_samples, device: as
-            for :func:`train_autoencoder`.
+        n_steps, batch_size, lr, n_codes, hidden, n_train, n_test, n_samples, n_eval_samples,
+            device: as for :func:`train_autoencoder`.
 
     Returns:
         A list of :class:`AutoencoderRun`, one per seed.
 
     Example:
-        >>> runs = train_autoencoder_seeds("relaxed", [0.5, 1.0], [0, 1], n_steps=20)
+        >>> runs = train_autoencoder_seeds("gumbel_softmax", [0.5, 1.0], [0, 1], n_steps=20)
         >>> len(runs), runs[1].test["argmax"].shape
         (2, (2,))
     """
-    methods, taus = _check_methods_and_taus(method, tau)
+    n_samples = check_int(n_samples, "n_samples", min_value=1)
+    estimators, taus = _check_estimators_and_taus(estimator, tau, n_samples)
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds:
         raise ValueError(f"seeds must be a non-empty sequence of ints, got {seeds!r}")
     seeds = [check_int(s, f"seeds[{i}]", min_value=0) for i, s in enumerate(seeds)]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: extra intra-op threads only add overhead
     try:
-        return _train(methods, taus, seeds=seeds, n_steps=n_steps, batch_size=batch_size,
+        return _train(estimators, taus, seeds=seeds, n_steps=n_steps, batch_size=batch_size,
                       lr=lr, n_codes=n_codes, hidden=hidden, n_train=n_train, n_test=n_test,
-                      n_eval_samples=n_eval_samples, device=device)
+                      n_samples=n_samples, n_eval_samples=n_eval_samples, device=device)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(methods, taus, *, seeds, n_steps, batch_size, lr, n_codes, hidden, n_train, n_test,
-           n_eval_samples, device) -> list[AutoencoderRun]:
+def _train(estimators, taus, *, seeds, n_steps, batch_size, lr, n_codes, hidden, n_train,
+           n_test, n_samples, n_eval_samples, device) -> list[AutoencoderRun]:
     n_steps = check_int(n_steps, "n_steps", min_value=1)
     batch_size = check_int(batch_size, "batch_size", min_value=1)
     lr = check_real(lr, "lr", gt=0.0)
@@ -554,9 +626,9 @@ def _train(methods, taus, *, seeds, n_steps, batch_size, lr, n_codes, hidden, n_
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     train_xs = [circle_data(n_train, generator=g, device=device) for g in generators]
     test_xs = [circle_data(n_test, generator=g, device=device) for g in generators]
-    parts = [DiscreteAutoencoder(len(methods), n_codes=n_codes, hidden=hidden,
+    parts = [DiscreteAutoencoder(len(estimators), n_codes=n_codes, hidden=hidden,
                                  generator=g).to(device) for g in generators]
-    n_models, n_seeds = len(methods), len(seeds)
+    n_models, n_seeds = len(estimators), len(seeds)
     model = parts[0]
     if n_seeds > 1:  # one model of n_seeds * n_models slices, seed-major
         model = DiscreteAutoencoder(n_seeds * n_models, n_codes=n_codes, hidden=hidden,
@@ -567,30 +639,29 @@ def _train(methods, taus, *, seeds, n_steps, batch_size, lr, n_codes, hidden, n_
     params = list(model.parameters())
     dtype = model.w1.dtype
     adam = _Adam(params, lr)
-    present = [m for m in METHODS if m in methods]
-    pick = torch.tensor([[present.index(m)] for m in methods] * n_seeds,
-                        device=device)  # [S * N, 1]
     train_loss = np.zeros((n_steps, n_seeds * n_models))
     tau_history = np.zeros((n_steps + 1, n_models))
+    relaxed_codes = {}
     for step in range(n_steps):
         tau_history[step] = _tau_values(taus, step)
-        tau_t = torch.tensor(tau_history[step], dtype=dtype, device=device)
-        tau_t = tau_t.repeat(n_seeds).view(-1, 1, 1)
-        x, noise = [], []
+        x, uniforms = [], []
         for g, train_x in zip(generators, train_xs):
             x.append(train_x[rng.randint(n_train, (batch_size,), generator=g, device=device)])
-            noise.append(sample_gumbel((batch_size, n_codes), generator=g, dtype=dtype,
-                                       device=device))
-        # each seed's batch and noise, shared by that seed's models (common random numbers)
+            uniforms.append(_uniform_open((n_samples, batch_size, n_codes), g, dtype, device))
+        # each seed's batch and uniforms, shared by that seed's models (common random numbers)
         x = torch.stack(x).repeat_interleave(n_models, dim=0)  # [S * N, B, 2]
-        noise = torch.stack(noise).repeat_interleave(n_models, dim=0)  # [S * N, B, K]
-        losses = _losses(model, present, x, tau_t, noise)
-        per_model = torch.stack([losses[m] for m in present], dim=1).gather(1, pick).squeeze(1)
+        uniforms = torch.stack(uniforms, dim=1).repeat_interleave(n_models, dim=1)
+        loss, cost, samples = _losses(model, estimators * n_seeds, x,
+                                      list(tau_history[step]) * n_seeds, uniforms)
+        if step == 0:  # codes that are not one-hot: the estimator trains on relaxed codes
+            relaxed_codes = {name: bool(((z != 0) & (z != 1)).any())
+                             for name, z in samples.items()}
         # the models do not interact: each parameter slice gets its own model's gradient
-        adam.step(torch.autograd.grad(per_model.sum(), params))
+        adam.step(torch.autograd.grad(loss.sum(), params))
         snap_(params)  # the same weights on every CPU (lib.training)
-        train_loss[step] = per_model.detach().double().cpu().numpy()
+        train_loss[step] = cost.double().cpu().numpy()
     tau_history[n_steps] = _tau_values(taus, n_steps)
+    relaxed = np.array([relaxed_codes[name] for name in estimators])
     runs = []
     for i, (part, g) in enumerate(zip(parts, generators)):
         if n_seeds > 1:
@@ -599,7 +670,7 @@ def _train(methods, taus, *, seeds, n_steps, batch_size, lr, n_codes, hidden, n_
                     p.copy_(getattr(model, name)[i * n_models:(i + 1) * n_models])
         test = evaluate_autoencoder(part, test_xs[i], list(tau_history[n_steps]),
                                     n_samples=n_eval_samples, generator=g)
-        runs.append(AutoencoderRun(part, methods, train_xs[i], test_xs[i],
+        runs.append(AutoencoderRun(part, list(estimators), train_xs[i], test_xs[i],
                                    train_loss[:, i * n_models:(i + 1) * n_models].copy(),
-                                   tau_history.copy(), test))
+                                   tau_history.copy(), relaxed.copy(), test))
     return runs

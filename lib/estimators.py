@@ -445,12 +445,19 @@ class StochasticNode:
         mask: optional boolean tensor of the variables' shape ``[*batch, *event]``: ``False``
             marks variables that do not exist (padding). Their samples are 0 and they add
             nothing to the log-probability. Bernoulli nodes only.
+        fixed_uniforms: optional uniforms ``[n, *shape]`` (``shape`` broadcastable to the
+            logits' shape; drawn like :meth:`uniforms`) that :meth:`uniforms`,
+            :meth:`sample` and :meth:`relaxed` return or transform for ``n`` samples instead
+            of drawing from the generator. Every estimator that draws through the node then
+            uses this noise, so nodes given the same tensor share their noise (common random
+            numbers: several models side by side, one draw).
     """
 
     kind: str
     logits: Tensor
     event_dims: int = 0
     mask: Tensor | None = None
+    fixed_uniforms: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("categorical", "bernoulli"):
@@ -471,6 +478,13 @@ class StochasticNode:
                        else type_name(self.mask))
                 raise ValueError(f"mask must be a boolean tensor of the logits' shape "
                                  f"{tuple(self.logits.shape)}, got {got}")
+        if self.fixed_uniforms is not None:
+            u = check_tensor(self.fixed_uniforms, "fixed_uniforms")
+            if (u.dim() != self.logits.dim() + 1
+                    or broadcast_shapes(u.shape[1:], self.logits.shape) != self.logits.shape):
+                raise ValueError(f"fixed_uniforms must have shape [n, *shape] with shape "
+                                 f"broadcastable to the logits' {tuple(self.logits.shape)}, "
+                                 f"got {tuple(u.shape)}")
 
     @property
     def batch_shape(self) -> torch.Size:
@@ -484,12 +498,23 @@ class StochasticNode:
     def _expand(self, n: int) -> Tensor:
         return self.logits.expand(n, *self.logits.shape)
 
+    def _fixed(self, n: int) -> Tensor | None:
+        """The fixed uniforms for ``n`` samples, or None (then draw from the generator)."""
+        u = self.fixed_uniforms
+        if u is not None and u.shape[0] != n:
+            raise ValueError(f"fixed_uniforms hold {u.shape[0]} sample(s), but {n} were asked "
+                             f"for (n_samples={n})")
+        return u
+
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` exact samples ``[n, *logits.shape]`` (one-hot or 0/1), without gradient."""
         from lib._validation import check_generator
 
         check_generator(generator, like=self.logits)
         logits = self._expand(check_int(n, "n", min_value=1)).detach()
+        fixed = self._fixed(n)
+        if fixed is not None:
+            return self.sample_from(fixed)
         if self.kind == "categorical":
             from lib.gumbel import gumbel_max_sample
 
@@ -512,8 +537,11 @@ class StochasticNode:
         from lib.gumbel import _uniform_open_like
 
         check_generator(generator, like=self.logits)
-        return _uniform_open_like(self._expand(check_int(n, "n", min_value=1)).detach(),
-                                  generator)
+        like = self._expand(check_int(n, "n", min_value=1)).detach()
+        fixed = self._fixed(n)
+        if fixed is not None:
+            return fixed.to(dtype=like.dtype, device=like.device).expand(like.shape).clone()
+        return _uniform_open_like(like, generator)
 
     def _noise(self, u: Tensor) -> Tensor:
         # Gumbel noise -log(-log u) (categorical) or logistic noise log u - log(1 - u)
@@ -537,7 +565,7 @@ class StochasticNode:
         valid = self._valid(z)
         return z if valid is None else z * valid
 
-    def relaxed_from(self, u: Tensor, tau: float, hard: bool = False) -> Tensor:
+    def relaxed_from(self, u: Tensor, tau: float | Tensor, hard: bool = False) -> Tensor:
         """The Concrete / Binary Concrete sample of uniforms ``u``, differentiable in the logits.
 
         ``softmax((logits + G) / tau)`` or ``sigmoid((logits + L) / tau)``; with
@@ -553,7 +581,7 @@ class StochasticNode:
         valid = self._valid(z)
         return z if valid is None else z * valid
 
-    def relaxed(self, n: int, tau: float, hard: bool,
+    def relaxed(self, n: int, tau: float | Tensor, hard: bool,
                 generator: torch.Generator | None = None) -> Tensor:
         """``n`` Gumbel-softmax (Concrete) or Binary Concrete samples, differentiable.
 
@@ -563,6 +591,9 @@ class StochasticNode:
         from lib.relaxed import gumbel_softmax, relaxed_bernoulli
 
         logits = self._expand(check_int(n, "n", min_value=1))
+        fixed = self._fixed(n)
+        if fixed is not None:
+            return self.relaxed_from(fixed, tau, hard)
         if self.kind == "categorical":
             return gumbel_softmax(logits, tau, hard=hard, generator=generator)
         z = relaxed_bernoulli(logits, tau, hard=hard, generator=generator)

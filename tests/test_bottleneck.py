@@ -11,8 +11,8 @@ import scipy.integrate
 import scipy.stats
 import torch
 
+from lib import estimators as registry
 from lib.bottleneck import (
-    METHODS,
     DiscreteAutoencoder,
     _Adam,
     _losses,
@@ -22,7 +22,13 @@ from lib.bottleneck import (
     train_autoencoder,
     train_autoencoder_seeds,
 )
-from lib.estimators import exact_expectation_categorical
+from lib.estimators import (
+    StochasticNode,
+    Surrogate,
+    estimator_names,
+    exact_expectation_categorical,
+    register_estimator,
+)
 from lib.gumbel import gumbel_max_sample, sample_gumbel
 from lib.schedules import exponential_anneal
 from tests._helpers import P_MIN, assert_close, gen
@@ -105,12 +111,17 @@ def test_model_refuses_wrong_shapes():
 # ---------------------------------------------------------------------------------------------
 
 
-def test_straight_through_loss_is_the_one_hot_loss_with_the_relaxed_gradient():
+def _uniforms_and_noise(batch, seed):
+    """Uniforms [1, 1, batch, 4] for _losses and the Gumbel noise [batch, 4] they stand for."""
+    u = StochasticNode("categorical", torch.zeros(batch, 4)).uniforms(1, gen(seed))
+    return u.unsqueeze(1), sample_gumbel((batch, 4), generator=gen(seed))
+
+
+def test_st_gumbel_softmax_loss_is_the_one_hot_loss_with_the_relaxed_gradient():
     model = DiscreteAutoencoder(1, generator=gen(0))
     x = circle_data(64, generator=gen(1))
-    noise = sample_gumbel((64, 4), generator=gen(2))
-    tau = torch.tensor(0.7).view(1, 1, 1)
-    loss = _losses(model, ["straight_through"], x, tau, noise)["straight_through"]
+    uniforms, noise = _uniforms_and_noise(64, 2)
+    loss, cost, _ = _losses(model, ["st_gumbel_softmax"], x, [0.7], uniforms)
     params = list(model.parameters())
     grads = torch.autograd.grad(loss.sum(), params)
     # oracle: forward = decoding the one-hot sample; backward = dL/dz at the one-hot code,
@@ -120,6 +131,7 @@ def test_straight_through_loss_is_the_one_hot_loss_with_the_relaxed_gradient():
     hard.requires_grad_(True)
     hard_loss = ((x - model.decode(hard)) ** 2).sum(-1).mean(-1).sum()
     assert torch.equal(loss.detach().sum(), hard_loss.detach())
+    assert torch.equal(cost.sum(), hard_loss.detach())
     (dz,) = torch.autograd.grad(hard_loss, hard, retain_graph=True)
     soft = torch.softmax((logits + noise) / 0.7, dim=-1)
     decoded = model.decode(hard.detach())
@@ -129,10 +141,21 @@ def test_straight_through_loss_is_the_one_hot_loss_with_the_relaxed_gradient():
         assert_close(g, o)
 
 
+def test_gumbel_softmax_loss_is_the_relaxed_loss():
+    model = DiscreteAutoencoder(1, generator=gen(0))
+    x = circle_data(64, generator=gen(1))
+    uniforms, noise = _uniforms_and_noise(64, 3)
+    loss, cost, samples = _losses(model, ["gumbel_softmax"], x, [0.7], uniforms)
+    soft = torch.softmax((model.encode(x) + noise) / 0.7, dim=-1)
+    direct = ((x - model.decode(soft)) ** 2).sum(-1).mean(-1)
+    assert torch.equal(loss, direct) and torch.equal(cost, direct.detach())
+    assert torch.equal(samples["gumbel_softmax"][0], soft.detach())
+
+
 def test_exact_loss_matches_enumeration():
     model = DiscreteAutoencoder(1, generator=gen(0))
     x = circle_data(16, generator=gen(1))
-    loss = _losses(model, ["exact"], x, torch.ones(1, 1, 1), torch.zeros(16, 4))["exact"]
+    loss, cost, _ = _losses(model, ["exact"], x, [1.0], torch.full((1, 1, 16, 4), 0.5))
     with torch.no_grad():
         logits = model.encode(x)[0]
         codebook = model.codebook[0]
@@ -140,6 +163,26 @@ def test_exact_loss_matches_enumeration():
                                                                            ** 2).sum(-1))
                   for i in range(16)]
     assert_close(loss.detach(), torch.stack(values).mean().reshape(1))
+    assert_close(cost, torch.stack(values).mean().reshape(1))
+
+
+def test_models_of_one_call_share_their_noise_and_keep_their_order():
+    """Identical models (as at step 0) given different estimators see the same Gumbel noise:
+    the straight-through codes are the argmax of the relaxed ones; results come back in the
+    order of the models, whatever the grouping by estimator."""
+    model = DiscreteAutoencoder(4, generator=gen(0))
+    x = circle_data(32, generator=gen(1))
+    uniforms, _ = _uniforms_and_noise(32, 4)
+    names = ["gumbel_softmax", "st_gumbel_softmax", "gumbel_softmax", "exact"]
+    taus = [0.5, 0.5, 2.0, 1.0]
+    loss, cost, samples = _losses(model, names, x, taus, uniforms)
+    relaxed, hard = samples["gumbel_softmax"][0], samples["st_gumbel_softmax"][0, 0]
+    assert torch.equal(relaxed[0].argmax(-1), hard.argmax(-1))
+    assert torch.equal(relaxed[1].argmax(-1), hard.argmax(-1))  # tau does not move the argmax
+    for i, (name, tau) in enumerate(zip(names, taus)):
+        alone, alone_cost, _ = _losses(DiscreteAutoencoder(1, generator=gen(0)), [name], x,
+                                       [tau], uniforms)
+        assert torch.equal(loss[i], alone[0]) and torch.equal(cost[i], alone_cost[0])
 
 
 def test_evaluation_matches_monte_carlo_and_direct_computation():
@@ -193,31 +236,32 @@ def test_adam_matches_torch_optim_adam():
 
 
 def test_training_is_deterministic_and_independent_of_the_other_models():
-    alone = train_autoencoder("relaxed", 1.0, n_steps=40, seed=3)
-    again = train_autoencoder("relaxed", 1.0, n_steps=40, seed=3)
-    shared = train_autoencoder(["straight_through", "relaxed", "exact"], [0.3, 1.0, 1.0],
+    alone = train_autoencoder("gumbel_softmax", 1.0, n_steps=40, seed=3)
+    again = train_autoencoder("gumbel_softmax", 1.0, n_steps=40, seed=3)
+    shared = train_autoencoder(["st_gumbel_softmax", "gumbel_softmax", "exact"], [0.3, 1.0, 1.0],
                                n_steps=40, seed=3)
     assert np.array_equal(alone.train_loss, again.train_loss)
     for key in ("relaxed", "sample", "argmax"):
         assert alone.test[key][0] == again.test[key][0]
         assert alone.test[key][0] == pytest.approx(shared.test[key][1], rel=1e-5)
-    other_seed = train_autoencoder("relaxed", 1.0, n_steps=40, seed=4)
+    other_seed = train_autoencoder("gumbel_softmax", 1.0, n_steps=40, seed=4)
     assert alone.test["argmax"][0] != other_seed.test["argmax"][0]
 
 
 def test_stacked_seeds_reproduce_single_seed_runs():
     """Each seed of one stacked call is the single-seed run, bit for bit (float64 default)."""
-    methods, taus = ["relaxed", "straight_through", "exact"], [0.3, 1.0, 1.0]
+    names, taus = ["gumbel_softmax", "st_gumbel_softmax", "exact"], [0.3, 1.0, 1.0]
     dtype = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
-        stacked = train_autoencoder_seeds(methods, taus, [4, 2], n_steps=40)
-        alone = [train_autoencoder(methods, taus, n_steps=40, seed=s) for s in (4, 2)]
+        stacked = train_autoencoder_seeds(names, taus, [4, 2], n_steps=40)
+        alone = [train_autoencoder(names, taus, n_steps=40, seed=s) for s in (4, 2)]
     finally:
         torch.set_default_dtype(dtype)
     for a, b in zip(stacked, alone):
         assert np.array_equal(a.train_loss, b.train_loss) and np.array_equal(a.taus, b.taus)
-        assert torch.equal(a.test_x, b.test_x) and a.methods == b.methods
+        assert torch.equal(a.test_x, b.test_x) and a.estimators == b.estimators == names
+        assert a.relaxed_codes.tolist() == b.relaxed_codes.tolist() == [True, False, False]
         for key in ("relaxed", "sample", "argmax"):
             assert np.array_equal(a.test[key], b.test[key])
         for p, q in zip(a.model.parameters(), b.model.parameters()):
@@ -228,19 +272,19 @@ def test_stacked_seeds_reproduce_single_seed_runs():
 @pytest.mark.parametrize("seeds", [[], 3, "01", [1, -1]])
 def test_stacked_seeds_validation(seeds):
     with pytest.raises(ValueError, match="seed"):
-        train_autoencoder_seeds("relaxed", 1.0, seeds, n_steps=1)
+        train_autoencoder_seeds("gumbel_softmax", 1.0, seeds, n_steps=1)
 
 
 def test_training_records_the_schedule():
     schedule = functools.partial(exponential_anneal, rate=5e-3, every=6)
-    run = train_autoencoder(["relaxed", "straight_through"], [schedule, 2.0], n_steps=30)
+    run = train_autoencoder(["gumbel_softmax", "st_gumbel_softmax"], [schedule, 2.0], n_steps=30)
     assert run.taus.shape == (31, 2) and run.train_loss.shape == (30, 2)
     assert run.taus[:, 0].tolist() == [schedule(s) for s in range(31)]
     assert (run.taus[:, 1] == 2.0).all()
 
 
 def test_training_reaches_the_optimum_and_relaxed_training_shows_the_mismatch():
-    run = train_autoencoder(["exact", "relaxed"], [1.0, 10.0], seed=0)
+    run = train_autoencoder(["exact", "gumbel_softmax"], [1.0, 10.0], seed=0)
     best = optimal_circle_loss(4)
     # the exact expected loss is a well-posed objective: 300 steps reach within 10% of D*_4
     assert run.test["argmax"][0] < 1.1 * best
@@ -257,12 +301,18 @@ def test_training_reaches_the_optimum_and_relaxed_training_shows_the_mismatch():
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"method": "reinforce", "tau": 1.0}, ValueError, "method must be one of"),
-        ({"method": ["relaxed"] * 2, "tau": [1.0] * 3}, ValueError, "same length"),
-        ({"method": "relaxed", "tau": 0.0}, ValueError, "tau"),
-        ({"method": "relaxed", "tau": lambda step: 0.0}, ValueError, "schedule at step 0"),
-        ({"method": "relaxed", "tau": 1.0, "n_steps": 0}, ValueError, "n_steps"),
-        ({"method": "relaxed", "tau": 1.0, "lr": -1.0}, ValueError, "lr"),
+        # the pre-registry names are gone: "relaxed" is gumbel_softmax, and the old
+        # "straight_through" (the Gumbel sense) is st_gumbel_softmax
+        ({"estimator": "relaxed", "tau": 1.0}, ValueError, "unknown estimator 'relaxed'"),
+        ({"estimator": 3, "tau": 1.0}, TypeError, "estimator must be"),
+        ({"estimator": ["gumbel_softmax"] * 2, "tau": [1.0] * 3}, ValueError, "same length"),
+        ({"estimator": "gumbel_softmax", "tau": 0.0}, ValueError, "tau"),
+        ({"estimator": "gumbel_softmax", "tau": lambda step: 0.0}, ValueError,
+         "schedule at step 0"),
+        ({"estimator": "gumbel_softmax", "tau": 1.0, "n_steps": 0}, ValueError, "n_steps"),
+        ({"estimator": "gumbel_softmax", "tau": 1.0, "lr": -1.0}, ValueError, "lr"),
+        ({"estimator": "reinforce_loo", "tau": 1.0}, ValueError, "needs n_samples >= 2"),
+        ({"estimator": "exact", "tau": 1.0, "n_samples": 0}, ValueError, "n_samples"),
     ],
 )
 def test_validation(kwargs, error, match):
@@ -277,5 +327,74 @@ def test_docstring_examples():
     assert result.attempted > 0 and result.failed == 0, result
 
 
-def test_methods_constant():
-    assert METHODS == ("relaxed", "straight_through", "exact")
+# ---------------------------------------------------------------------------------------------
+# any registered estimator
+# ---------------------------------------------------------------------------------------------
+
+
+def _encoder_weights(model):
+    return torch.cat([model.w1.detach().flatten(), model.b1.detach().flatten(),
+                      model.w2.detach().flatten(), model.b2.detach().flatten()])
+
+
+def _encoder_moved(run, seed, n_train=1024, n_test=64):
+    """Largest change of the encoder's weights in ``run`` from the initial weights of
+    train_autoencoder(..., seed=seed), which are drawn after the data. Snapping alone moves
+    a weight by at most half the grid spacing, 2**-17; one Adam step moves it by about lr."""
+    g = torch.Generator().manual_seed(seed)
+    circle_data(n_train, generator=g)
+    circle_data(n_test, generator=g)
+    start = DiscreteAutoencoder(1, generator=g)
+    return float((_encoder_weights(run.model) - _encoder_weights(start)).abs().max())
+
+
+def test_encoder_moved_measures_training_not_snapping():
+    frozen = train_autoencoder("exact", 1.0, n_steps=1, seed=5, n_test=64, lr=1e-12)
+    assert _encoder_moved(frozen, 5) <= 2.0**-17
+
+
+@pytest.mark.parametrize("name", estimator_names())
+def test_every_registered_estimator_trains_the_autoencoder(name):
+    n_samples = registry.get_estimator_spec(name).min_samples
+    run = train_autoencoder(name, 0.5, n_steps=5, seed=0, n_samples=n_samples, n_test=64)
+    assert run.estimators == [name] and np.isfinite(run.train_loss).all()
+    assert all(np.isfinite(v).all() for v in run.test.values())
+    assert run.relaxed_codes.tolist() == [name == "gumbel_softmax"]
+    assert _encoder_moved(run, 0) > 0.01
+
+
+@pytest.fixture
+def st_identity():
+    """A new estimator, registered for one test and removed again: straight-through with the
+    identity as backward pass (the one-hot sample forward, d cost / dz passed to the logits)."""
+    name = "st_identity_test_bottleneck"
+
+    @register_estimator(name, unbiased=False, label="ST identity")
+    def _st_identity(node, cost, n_samples, generator):
+        hard = node.sample(n_samples, generator)
+        z = hard + (node.logits - node.logits.detach())
+        costs = cost(z)
+        return Surrogate(costs.mean(0), costs.mean(0).detach(), hard,
+                         torch.full_like(costs, 1 / n_samples).detach())
+
+    try:
+        yield name
+    finally:
+        del registry._ESTIMATORS[name]
+
+
+def test_a_newly_registered_estimator_trains_the_autoencoder_unchanged(st_identity):
+    assert st_identity in estimator_names()
+    run = train_autoencoder(st_identity, 1.0, n_steps=10, seed=5, n_test=64)
+    assert np.isfinite(run.train_loss).all() and np.isfinite(run.test["argmax"]).all()
+    assert _encoder_moved(run, 5) > 0.01
+    # it draws through node.sample, so it uses the shared noise: side by side with
+    # st_gumbel_softmax, both decode the same one-hot codes, hence the same first training loss
+    both = train_autoencoder([st_identity, "st_gumbel_softmax"], 1.0, n_steps=1, seed=5,
+                             n_test=64)
+    assert both.train_loss[0, 0] == both.train_loss[0, 1] == run.train_loss[0, 0]
+    assert both.relaxed_codes.tolist() == [False, False]
+
+
+def test_the_new_estimator_is_gone_after_its_test():
+    assert "st_identity_test_bottleneck" not in estimator_names()

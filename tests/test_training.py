@@ -48,7 +48,8 @@ _RUN = """
 import sys, torch
 torch.set_default_dtype(torch.float64)
 from lib.bottleneck import train_autoencoder
-run = train_autoencoder(["relaxed", "straight_through"], [0.1, 0.5], n_steps=120, seed=0)
+run = train_autoencoder(["gumbel_softmax", "st_gumbel_softmax"], [0.1, 0.5], n_steps=120,
+                        seed=0)
 weights = torch.cat([p.detach().flatten() for p in run.model.parameters()])
 print(weights.numpy().tobytes().hex())
 print(" ".join(repr(x) for x in run.train_loss.flatten().tolist()))
@@ -57,9 +58,9 @@ print(" ".join(repr(x) for x in run.train_loss.flatten().tolist()))
 
 @pytest.mark.slow
 def test_a_chaotic_training_run_is_the_same_under_other_cpu_kernels():
-    # relaxed tau = 0.1 amplifies a 1e-16 difference to 1e-3 within 100 steps without the grid
-    # (lib/training.py); with it, PyTorch's portable kernels give the same weights bit for bit,
-    # and losses that differ only by the rounding of the loss itself
+    # gumbel_softmax at tau = 0.1 amplifies a 1e-16 difference to 1e-3 within 100 steps
+    # without the grid (lib/training.py); with it, PyTorch's portable kernels give the same
+    # weights bit for bit, and losses that differ only by the rounding of the loss itself
     import os
     outs = []
     for env in ({}, {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"}):

@@ -147,7 +147,7 @@ def _temperature(device, g) -> Outputs:
 
 
 def _autoencoder(device, g) -> Outputs:
-    run = bottleneck.train_autoencoder(["relaxed", "straight_through", "exact"], 1.0,
+    run = bottleneck.train_autoencoder(["gumbel_softmax", "st_gumbel_softmax", "exact"], 1.0,
                                        n_steps=20, n_train=256, n_test=256, n_eval_samples=2,
                                        seed=SEED, device=device)
     out = {"train_loss": run.train_loss, **{f"test {k}": v for k, v in run.test.items()}}

@@ -11,7 +11,7 @@ _SWEEPS_RIGHT = (
     "TAUS = [0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0]\n"
     "SEEDS = [0, 1, 2]\n"
     "def _right_sweep(taus, seed=0):\n"
-    "    run = train_autoencoder('relaxed', list(taus), seed=seed)\n"
+    "    run = train_autoencoder('gumbel_softmax', list(taus), seed=seed)\n"
     "    return {t: float(v) for t, v in zip(taus, run.test['argmax'])}\n"
 )
 
@@ -133,7 +133,7 @@ CASES = {
             "def relaxed_sweep(taus, seed=0):\n"
             "    out = {}\n"
             "    for tau in taus:\n"
-            "        run = train_autoencoder('relaxed', tau, seed=seed)\n"
+            "        run = train_autoencoder('gumbel_softmax', tau, seed=seed)\n"
             "        with torch.no_grad():\n"
             "            errors = run.model.squared_errors(run.test_x)[0]\n"
             "            best = run.model.encode(run.test_x)[0].argmax(-1)\n"
@@ -147,14 +147,14 @@ CASES = {
             # the relaxed training objective instead of the argmax loss
             ("TAUS = [0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0]\n"
              "def relaxed_sweep(taus, seed=0):\n"
-             "    run = train_autoencoder('relaxed', list(taus), seed=seed)\n"
+             "    run = train_autoencoder('gumbel_softmax', list(taus), seed=seed)\n"
              "    return dict(zip(taus, run.test['relaxed'].tolist()))\n"
              "sweeps = {s: relaxed_sweep(TAUS, seed=s) for s in [0, 1, 2]}\n"
              "working_taus = [0.3, 0.5, 1.0]\n", "relaxed loss"),
             # straight-through instead of relaxed training
             ("TAUS = [0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0]\n"
              "def relaxed_sweep(taus, seed=0):\n"
-             "    run = train_autoencoder('straight_through', list(taus), seed=seed)\n"
+             "    run = train_autoencoder('st_gumbel_softmax', list(taus), seed=seed)\n"
              "    return dict(zip(taus, run.test['argmax'].tolist()))\n"
              "sweeps = {s: relaxed_sweep(TAUS, seed=s) for s in [0, 1, 2]}\n"
              "working_taus = [0.3, 0.5, 1.0]\n", "straight-through"),
@@ -167,7 +167,7 @@ CASES = {
             # the seed argument ignored
             ("TAUS = [0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0]\n"
              "def relaxed_sweep(taus, seed=0):\n"
-             "    run = train_autoencoder('relaxed', list(taus))\n"
+             "    run = train_autoencoder('gumbel_softmax', list(taus))\n"
              "    return dict(zip(taus, run.test['argmax'].tolist()))\n"
              "sweeps = {s: relaxed_sweep(TAUS, seed=s) for s in [0, 1, 2]}\n"
              "working_taus = [0.3, 0.5, 1.0]\n", "ignores its `seed`"),

@@ -293,11 +293,11 @@ RUN_TOL = 1e-5  # relative; a fresh run with the same seed reproduces the number
 
 
 @functools.lru_cache(maxsize=8)
-def _reference(methods: tuple, taus: tuple, seed: int) -> dict:
+def _reference(estimators: tuple, taus: tuple, seed: int) -> dict:
     """Test losses of a reference run (deterministic, so cached across checks)."""
     from lib.bottleneck import train_autoencoder
 
-    run = train_autoencoder(list(methods), list(taus), seed=seed)
+    run = train_autoencoder(list(estimators), list(taus), seed=seed)
     return {k: v.tolist() for k, v in run.test.items()}
 
 
@@ -360,9 +360,9 @@ def q3(relaxed_sweep, sweeps, working_taus):
     if err:
         raise Mistake(f"{call} raised {err}")
     probe = _losses_of(result, Q3_PROBE_TAUS, call)
-    both = _reference(("relaxed",) * 2 + ("straight_through",) * 2, Q3_PROBE_TAUS * 2,
+    both = _reference(("gumbel_softmax",) * 2 + ("st_gumbel_softmax",) * 2, Q3_PROBE_TAUS * 2,
                       Q3_PROBE_SEED)
-    seed0 = _reference(("relaxed",) * 2, Q3_PROBE_TAUS, 0)
+    seed0 = _reference(("gumbel_softmax",) * 2, Q3_PROBE_TAUS, 0)
     return {
         "reported": reported,
         "fresh": fresh,
@@ -402,8 +402,9 @@ def _(data):
                             "Approach 1), not the loss with the argmax code."),
             ("ref_sample", "relaxed_sweep returns the loss with a SAMPLED code; the question "
                            "asks for the loss with the argmax code."),
-            ("ref_st_argmax", "relaxed_sweep trains with straight-through Gumbel-softmax; the "
-                              "question is about relaxed training (Approach 1)."),
+            ("ref_st_argmax", "relaxed_sweep trains with straight-through Gumbel-softmax "
+                              "('st_gumbel_softmax'); the question is about relaxed training "
+                              "(Approach 1, 'gumbel_softmax')."),
             ("ref_seed0_argmax", f"relaxed_sweep ignores its `seed` argument: with "
                                  f"seed={Q3_PROBE_SEED} it returns the numbers of seed 0."),
         ]
@@ -411,8 +412,8 @@ def _(data):
             if close(key):
                 raise Mistake(message)
         raise Mistake(f"relaxed_sweep({list(Q3_PROBE_TAUS)}, seed={Q3_PROBE_SEED}) does not "
-                      "match the argmax test loss of fresh train_autoencoder('relaxed', tau, "
-                      f"seed={Q3_PROBE_SEED}) runs with the default settings. Did you change "
+                      "match the argmax test loss of fresh train_autoencoder('gumbel_softmax', "
+                      f"tau, seed={Q3_PROBE_SEED}) runs with the default settings. Did you change "
                       "n_steps or another setting, or evaluate on other data than run.test_x?")
     threshold = Q3_FACTOR * data["best"]
     got = data["working"]
