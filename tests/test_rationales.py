@@ -17,6 +17,7 @@ from sklearn.metrics import precision_recall_fscore_support  # noqa: E402
 
 import lib.rationales as R  # noqa: E402
 from lib.estimators import exact_expectation_bernoulli  # noqa: E402
+from lib.rationales.model import _SideBySide  # noqa: E402
 from lib.relaxed import relaxed_bernoulli  # noqa: E402
 
 
@@ -28,9 +29,19 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-def test_docstring_examples():
-    result = doctest.testmod(R, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 10 and result.failed == 0, result
+@pytest.mark.parametrize("module", [R.data, R.model, R.objective, R.metrics, R.training,
+                                    R.display], ids=lambda m: m.__name__)
+def test_docstring_examples(module):
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0, result
+
+
+def test_the_package_re_exports_every_public_name_of_its_modules():
+    """``from lib.rationales import X`` works for every public name of every submodule."""
+    for module in (R.data, R.model, R.objective, R.metrics, R.training, R.display):
+        assert module.__doc__, module.__name__
+        for name in module.__all__:
+            assert name in R.__all__ and getattr(R, name) is getattr(module, name), name
 
 
 # ---------------------------------------------------------------------------- tokens, vocab
@@ -483,7 +494,7 @@ def test_highlight_colour_parameter():
 def test_side_by_side_is_each_model_on_its_own_rows():
     data = R.make_synthetic_reviews(6, seed=0)
     models = [_tiny(seed) for seed in range(3)]
-    stack = R._SideBySide(models)
+    stack = _SideBySide(models)
     tokens, mask = data.tokens.repeat(3, 1), data.mask.repeat(3, 1)
     logits = stack.keep_logits(tokens, mask).reshape(3, 6, -1)
     z = torch.rand(2, 18, tokens.shape[1], generator=torch.Generator().manual_seed(0))
