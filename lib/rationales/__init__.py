@@ -24,8 +24,9 @@ X`` works for all of them:
   :class:`Vocabulary`, :class:`RationaleData`, :func:`train_test_split`,
   :func:`sample_csv_path`.
 * :mod:`lib.rationales.model`: :class:`RationaleModel`.
-* :mod:`lib.rationales.objective`: :func:`rationale_penalty`, :func:`rationale_loss`,
-  :func:`selector_gradients`.
+* :mod:`lib.rationales.objective`: :func:`rationale_penalty`, :func:`rationale_loss` (with
+  any estimator of :mod:`lib.estimators`' registry), :func:`selector_gradients`,
+  :func:`estimator_label`.
 * :mod:`lib.rationales.metrics`: :func:`precision_recall_f1`, :func:`evaluate_rationales`.
 * :mod:`lib.rationales.training`: :func:`train_rationale_model`, :class:`TrainHistory`,
   :func:`train_side_by_side` (many seeds at once).
@@ -69,6 +70,7 @@ from lib.rationales.objective import (
     ESTIMATORS,
     MAX_EXACT_LENGTH,
     RationaleLoss,
+    estimator_label,
     rationale_loss,
     rationale_penalty,
     selector_gradients,
@@ -94,6 +96,7 @@ __all__ = [
     "RationaleModel",
     "TrainHistory",
     "Vocabulary",
+    "estimator_label",
     "evaluate_rationales",
     "format_results",
     "load_reviews_csv",

@@ -18,7 +18,7 @@ from lib._validation import type_name
 from lib.rationales.data import RationaleData
 from lib.rationales.metrics import METRICS
 from lib.rationales.model import RationaleModel
-from lib.rationales.objective import ESTIMATOR_LABELS
+from lib.rationales.objective import estimator_label
 from lib.rationales.training import TrainHistory
 
 __all__ = ["PLANTED_COLOR", "format_results", "plot_learning_curves", "show_rationales"]
@@ -31,8 +31,10 @@ _METRIC_LABELS = {"accuracy": "test accuracy", "precision": "test precision",
 #: Background of planted (true) rationale tokens in :func:`show_rationales` (Okabe-Ito sky blue).
 PLANTED_COLOR = "#56B4E9"
 
-_LINE_COLORS = {"exact": "exact", "reinforce": "reinforce", "relaxed": "relaxed",
-                "straight_through": "straight_through", "full_text": "other"}
+#: Role in :data:`lib.plotting.COLORS` of each training mode's line (others: ``"other"``).
+_LINE_COLORS = {"exact": "exact", "reinforce": "reinforce", "reinforce_loo": "reinforce",
+                "gumbel_softmax": "relaxed", "st_gumbel_softmax": "straight_through",
+                "straight_through": "baseline", "full_text": "other"}
 
 
 def format_results(histories: Sequence[TrainHistory]) -> str:
@@ -63,7 +65,7 @@ def format_results(histories: Sequence[TrainHistory]) -> str:
         if not isinstance(h, TrainHistory):
             raise TypeError(f"histories must contain TrainHistory objects, got {type_name(h)}")
         r = h.final
-        rows.append(f"{ESTIMATOR_LABELS.get(h.estimator, h.estimator):<27}"
+        rows.append(f"{estimator_label(h.estimator):<27}"
                     f"{r['accuracy']:>8.3f}{r['precision']:>11.3f}{r['recall']:>8.3f}"
                     f"{r['f1']:>7.3f}{r['kept']:>8.3f}  {h.seconds:.1f} s")
     return "\n".join(rows)
@@ -73,7 +75,8 @@ def plot_learning_curves(ax: Any, histories: Sequence[TrainHistory], metric: str
     """Draw one test metric against the training step, one line per run, on ``ax``.
 
     Colours follow the book's palette (:data:`lib.plotting.COLORS`): exact black, REINFORCE
-    purple, relaxed orange, straight-through green, full text sky blue.
+    purple, Gumbel-softmax orange, ST Gumbel-softmax green, plain straight-through vermilion,
+    full text (dashed) and any other estimator sky blue.
 
     Args:
         ax: a matplotlib ``Axes``.
@@ -92,7 +95,7 @@ def plot_learning_curves(ax: Any, histories: Sequence[TrainHistory], metric: str
         color = COLORS[_LINE_COLORS.get(h.estimator, "other")]
         style = "--" if h.estimator == "full_text" else "-"
         ax.plot(h.steps, h.series(metric), style, color=color, marker="o", markersize=2.5,
-                label=ESTIMATOR_LABELS.get(h.estimator, h.estimator))
+                label=estimator_label(h.estimator))
     ax.set_xlabel("training step")
     ax.set_ylabel(_METRIC_LABELS[metric])
     return ax

@@ -14,8 +14,8 @@ import math
 import torch
 from torch import Tensor
 
-from lib import rng
 from lib._validation import check_generator, type_name
+from lib.estimators import StochasticNode
 from lib.rationales.data import RationaleData
 from lib.rationales.model import RationaleModel
 
@@ -129,8 +129,8 @@ def evaluate_rationales(
         if selection == "argmax":
             z = (logits > 0).to(valid.dtype) * valid
         else:
-            u = rng.rand(logits.shape, generator=generator, device=device)
-            z = (u < torch.sigmoid(logits)).to(valid.dtype) * valid
+            node = StochasticNode("bernoulli", logits, event_dims=1, mask=mask)
+            z = node.sample(1, generator)[0].to(valid.dtype)
     predicted = model.classify(tokens, z).argmax(-1).cpu()
     model.train(was_training)
     out = {"accuracy": float((predicted == data.labels).double().mean())}

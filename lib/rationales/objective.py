@@ -17,42 +17,47 @@ Reference:
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lib import rng
-from lib._validation import check_generator, check_int, check_real, check_tau, type_name
-from lib.estimators import enumerate_binary, leave_one_out_baseline, reinforce_surrogate
+from lib._validation import check_generator, check_int, check_real, type_name
+from lib.estimators import StochasticNode, estimator_names, get_estimator_spec, surrogate
 from lib.rationales.model import RationaleModel, _selector_parameters
-from lib.relaxed import relaxed_bernoulli
 
 __all__ = [
     "ESTIMATORS",
     "ESTIMATOR_LABELS",
     "MAX_EXACT_LENGTH",
     "RationaleLoss",
+    "estimator_label",
     "rationale_loss",
     "rationale_penalty",
     "selector_gradients",
 ]
 
 
-#: The training modes of :func:`rationale_loss`: four estimators of the selector's gradient,
-#: and ``"full_text"``, a baseline that keeps every token (no selector, no penalties).
-ESTIMATORS = ("exact", "reinforce", "relaxed", "straight_through", "full_text")
+#: The book's training modes for :func:`rationale_loss`: five estimators of the selector's
+#: gradient, under their names in :mod:`lib.estimators` (Bernoulli, Binary Concrete forms), and
+#: ``"full_text"``, a baseline that keeps every token (no selector, no penalties). Any other
+#: name registered with :func:`lib.estimators.register_estimator` works as well.
+ESTIMATORS = ("exact", "reinforce_loo", "gumbel_softmax", "st_gumbel_softmax",
+              "straight_through", "full_text")
 
-#: Names for tables and legends.
+#: Names for tables and legends (:func:`estimator_label` falls back on the registry's label).
 ESTIMATOR_LABELS = {
     "exact": "exact (enumeration)",
-    "reinforce": "REINFORCE + LOO",
-    "relaxed": "relaxed (Binary Concrete)",
+    "reinforce_loo": "REINFORCE + LOO",
+    "gumbel_softmax": "Gumbel-softmax",
+    "st_gumbel_softmax": "ST Gumbel-softmax",
     "straight_through": "straight-through",
     "full_text": "full text (no selection)",
 }
+
+FULL_TEXT = "full_text"
 
 #: Longest text for ``estimator="exact"``: enumeration costs 2**length masks per text.
 MAX_EXACT_LENGTH = 12
@@ -108,18 +113,13 @@ def _cost(model: RationaleModel, tokens: Tensor, labels: Tensor, z: Tensor, mask
     return ce + rationale_penalty(z, mask, lambda1, lambda2), ce
 
 
-def _bernoulli_log_prob(logits: Tensor, z: Tensor, valid: Tensor) -> Tensor:
-    """log p(z) = sum over real tokens of z log g + (1 - z) log(1 - g), shape ``[..., B]``."""
-    per_token = z * F.logsigmoid(logits) + (1 - z) * F.logsigmoid(-logits)
-    return (per_token * valid).sum(-1)
-
-
 class RationaleLoss(NamedTuple):
     """What :func:`rationale_loss` returns.
 
     Attributes:
-        loss: scalar to minimise. Its gradient is the estimator's; for ``reinforce`` its
-            value is not the cost (it includes the REINFORCE surrogate).
+        loss: scalar to minimise. Its gradient is the estimator's; for score-function
+            estimators (``reinforce_loo``) its value is not the cost (it includes the
+            REINFORCE surrogate).
         cost: detached scalar: the batch mean of the (estimated) expected cost.
         cross_entropy: detached scalar: the batch mean of the (estimated) expected
             cross-entropy.
@@ -144,40 +144,58 @@ def rationale_loss(
     tau: float = 0.5,
     n_samples: int = 4,
     generator: torch.Generator | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> RationaleLoss:
-    r"""The training loss of a batch for one of :data:`ESTIMATORS`.
+    r"""The training loss of a batch, with any estimator of :mod:`lib.estimators`' registry.
 
     Every estimator targets the same objective,
     :math:`\frac1B\sum_b \mathbb{E}_{z\sim g(x_b)}[\mathrm{cost}(z)]` with cost =
-    cross-entropy + :func:`rationale_penalty`; they differ in the gradient:
+    cross-entropy + :func:`rationale_penalty`. The mask of a batch is one stochastic node,
+    ``StochasticNode("bernoulli", keep_logits [B, L], event_dims=1, mask=real_tokens)`` (one
+    joint sample per text, padding never kept), and the cost maps masks ``[M, B, L]`` to costs
+    ``[M, B]``; :func:`lib.estimators.surrogate` turns them into the loss, so that any
+    registered name works, including one registered after this module was imported. The
+    book's estimators (:data:`ESTIMATORS`), in their Bernoulli (Binary Concrete) forms:
 
-    * ``exact``: enumerate all :math:`2^L` masks of the batch's longest text
-      (:math:`L \le` :data:`MAX_EXACT_LENGTH`), weight each by its probability (zero for masks
-      that keep padding) and differentiate the exact expectation: exact gradients for the
-      selector and the classifier, at a cost that doubles with every extra token.
-    * ``reinforce``: ``n_samples`` masks per text (>= 2). The classifier gets the gradient of
-      the mean sampled cost; the selector gets REINFORCE
-      (:func:`lib.estimators.reinforce_surrogate`) with the leave-one-out baseline over the
-      masks of the same text (:func:`lib.estimators.leave_one_out_baseline`). Unbiased.
-    * ``relaxed``: Binary Concrete masks (:func:`lib.relaxed.relaxed_bernoulli` at
-      temperature ``tau``) with values in (0, 1), used everywhere (classifier and penalties).
-      Biased; the classifier learns on soft masks but is tested on 0/1 ones.
-    * ``straight_through``: the same noise thresholded to exact 0/1 masks in the forward
-      pass, the Binary Concrete gradient in the backward pass (``hard=True``). Biased.
-    * ``full_text``: no selection, ``z = mask``; cross-entropy only (a baseline).
+    * ``exact``: every mask of the batch's longest text (:math:`2^L` of them,
+      :math:`L \le` :data:`MAX_EXACT_LENGTH`), weighted by its probability (zero for masks
+      that keep padding): exact gradients for the selector and the classifier, at a cost that
+      doubles with every extra token.
+    * ``reinforce_loo``: ``n_samples`` 0/1 masks per text (>= 2). The classifier gets the
+      gradient of the mean sampled cost; the selector gets REINFORCE with the leave-one-out
+      baseline over the masks of the same text. Unbiased.
+    * ``gumbel_softmax``: Binary Concrete masks at temperature ``tau``, with values in (0, 1),
+      used everywhere (classifier and penalties). Biased; the classifier learns on soft masks
+      but is tested on 0/1 ones.
+    * ``st_gumbel_softmax``: the same noise thresholded to exact 0/1 masks in the forward
+      pass, the Binary Concrete gradient in the backward pass. Biased.
+    * ``straight_through``: exact 0/1 masks forward, the gradient of the keep-probabilities
+      :math:`g_i` backward (no noise, no temperature). Biased.
+    * ``full_text`` is not an estimator but a baseline: no selection, ``z = mask``,
+      cross-entropy only.
+
+    The auxiliary outputs (expected cross-entropy, kept fraction) come from the estimator's
+    :attr:`~lib.estimators.Surrogate.weights` over its :attr:`~lib.estimators.Surrogate.samples`
+    (the probabilities of every mask for ``exact``, 1/S for S samples), so every estimator
+    reports them the same way.
 
     Args:
-        model: a :class:`RationaleModel`.
+        model: a :class:`RationaleModel`, or any module with its ``keep_logits`` and
+            ``classify`` methods.
         tokens: LongTensor ``[B, L]``.
         mask: BoolTensor ``[B, L]``, True on real tokens.
         labels: LongTensor ``[B]``.
-        estimator: one of :data:`ESTIMATORS`.
+        estimator: ``"full_text"`` or a name from :func:`lib.estimators.estimator_names`.
         lambda1: sparsity weight (per kept token), >= 0.
         lambda2: coherence weight (per switch), >= 0.
-        tau: temperature of ``relaxed`` and ``straight_through``, > 0.
-        n_samples: masks per text for ``reinforce`` (>= 2), ``relaxed`` and
-            ``straight_through``.
+        tau: temperature, for the estimators that take one (``gumbel_softmax``,
+            ``st_gumbel_softmax``), > 0; ignored by the others.
+        n_samples: masks per text for the sampling estimators (``reinforce_loo`` needs >= 2);
+            ignored by ``exact``.
         generator: ``torch.Generator`` for the masks, on the CPU or on the model's device.
+        params: further parameters of the estimator (see
+            :func:`lib.estimators.estimator_params`), e.g. ``{"baseline": 0.5}`` for
+            ``reinforce``.
 
     Returns:
         A :class:`RationaleLoss`.
@@ -200,6 +218,9 @@ def rationale_loss(
     lambda2 = check_real(lambda2, "lambda2", ge=0.0)
     n_samples = check_int(n_samples, "n_samples", min_value=1)
     check_generator(generator, like=tokens)
+    if params is not None and not isinstance(params, Mapping):
+        raise TypeError(f"params must be a mapping of parameter names to values or None, got "
+                        f"{type_name(params)}")
     mask = mask.bool()
     length = int(mask.sum(-1).max()) if mask.numel() else 0
     if length == 0:
@@ -208,56 +229,64 @@ def rationale_loss(
     valid = mask.to(torch.get_default_dtype())
     n_real = valid.sum()
 
-    if estimator == "full_text":
+    if estimator == FULL_TEXT:
         _, ce = _cost(model, tokens, labels, valid, mask, 0.0, 0.0)
         loss = ce.mean()
         return RationaleLoss(loss, loss.detach(), loss.detach(),
                              torch.tensor(1.0, device=loss.device))
 
-    logits = model.keep_logits(tokens, mask)
-    if estimator == "exact":
-        if length > MAX_EXACT_LENGTH:
-            raise ValueError(
-                f"estimator='exact' enumerates 2**L masks; the batch's longest text has "
-                f"L={length} > MAX_EXACT_LENGTH={MAX_EXACT_LENGTH} tokens: use shorter texts "
-                f"or a sampling estimator"
-            )
-        configs = enumerate_binary(length, dtype=logits.dtype, device=logits.device)  # [C, L]
-        z = configs.unsqueeze(1) * valid  # [C, B, L]
-        log_p = _bernoulli_log_prob(logits, z, valid)  # [C, B]
-        keeps_padding = (configs.unsqueeze(1) * (1 - valid)).sum(-1) > 0  # [C, B]
-        weights = log_p.masked_fill(keeps_padding, -math.inf).exp()  # sums to 1 over C
-        cost, ce = _cost(model, tokens, labels, z, mask, lambda1, lambda2)
-        expected = (weights * cost).sum(0)
-        kept = (torch.sigmoid(logits.detach()) * valid).sum() / n_real
-        return RationaleLoss(expected.mean(), expected.mean().detach(),
-                             (weights * ce).sum(0).mean().detach(), kept)
+    if estimator == "exact" and length > MAX_EXACT_LENGTH:
+        raise ValueError(
+            f"estimator='exact' enumerates 2**L masks; the batch's longest text has "
+            f"L={length} > MAX_EXACT_LENGTH={MAX_EXACT_LENGTH} tokens: use shorter texts "
+            f"or a sampling estimator"
+        )
+    params = dict(params or {})
+    if "tau" in get_estimator_spec(estimator).params:
+        params.setdefault("tau", tau)
+    node = StochasticNode("bernoulli", model.keep_logits(tokens, mask), event_dims=1,
+                          mask=mask)
+    cross_entropies: list[Tensor] = []  # the cross-entropy of each call of the cost
 
-    shape = (n_samples, *logits.shape)
-    if estimator == "reinforce":
-        if n_samples < 2:
-            raise ValueError("estimator='reinforce' needs n_samples >= 2 for the "
-                             "leave-one-out baseline")
-        u = rng.rand(shape, generator=generator, dtype=logits.dtype, device=logits.device)
-        z = (u < torch.sigmoid(logits.detach())).to(logits.dtype) * valid
-        cost, ce = _cost(model, tokens, labels, z, mask, lambda1, lambda2)  # [S, B]
-        log_p = _bernoulli_log_prob(logits, z, valid)
-        surrogate = reinforce_surrogate(log_p, cost, leave_one_out_baseline(cost))
-        loss = cost.mean() + surrogate  # classifier: sampled cost; selector: REINFORCE
-    else:
-        tau = check_tau(tau)
-        z = relaxed_bernoulli(logits.expand(shape), tau, hard=estimator == "straight_through",
-                              generator=generator) * valid
-        cost, ce = _cost(model, tokens, labels, z, mask, lambda1, lambda2)
-        loss = cost.mean()
-    kept = (z.detach() * valid).sum((-2, -1)).mean() / n_real
-    return RationaleLoss(loss, cost.mean().detach(), ce.mean().detach(), kept)
+    def cost(z: Tensor) -> Tensor:  # masks [M, B, L] -> costs [M, B]
+        total, ce = _cost(model, tokens, labels, z, mask, lambda1, lambda2)
+        cross_entropies.append(ce.detach())
+        return total
+
+    out = surrogate(estimator, node, cost, n_samples, generator, **params)
+    if len(cross_entropies) == 1 and cross_entropies[0].shape == out.weights.shape:
+        ce = cross_entropies[0]  # the cost was evaluated once, at the samples
+    else:  # an estimator that evaluates the cost elsewhere too: the cross-entropy at samples
+        with torch.no_grad():
+            _, ce = _cost(model, tokens, labels, out.samples, mask, 0.0, 0.0)
+    kept = (out.weights * (out.samples * valid).sum(-1)).sum() / n_real
+    return RationaleLoss(out.loss.mean(), out.cost.mean(), (out.weights * ce).sum(0).mean(),
+                         kept)
 
 
 def _check_estimator(estimator: Any) -> str:
-    if not isinstance(estimator, str) or estimator not in ESTIMATORS:
-        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    """``"full_text"`` or a registered estimator's name (looked up now, not at import)."""
+    if estimator == FULL_TEXT:
+        return FULL_TEXT
+    if not isinstance(estimator, str) or estimator not in estimator_names():
+        raise ValueError(f"estimator must be '{FULL_TEXT}' or a registered estimator, one of "
+                         f"{', '.join(estimator_names())}; got {estimator!r}")
     return estimator
+
+
+def estimator_label(estimator: str) -> str:
+    """The name of a training mode for tables and legends: :data:`ESTIMATOR_LABELS`, else the
+    registry's label (:func:`lib.estimators.register_estimator`), else the name itself.
+
+    Example:
+        >>> estimator_label("reinforce_loo"), estimator_label("st_gumbel_softmax")
+        ('REINFORCE + LOO', 'ST Gumbel-softmax')
+    """
+    if estimator in ESTIMATOR_LABELS:
+        return ESTIMATOR_LABELS[estimator]
+    if isinstance(estimator, str) and estimator in estimator_names():
+        return get_estimator_spec(estimator).label
+    return str(estimator)
 
 
 def selector_gradients(
@@ -280,10 +309,11 @@ def selector_gradients(
     Args:
         model: a :class:`RationaleModel`.
         tokens, mask, labels: one batch, as for :func:`rationale_loss`.
-        estimator: ``exact``, ``reinforce``, ``relaxed`` or ``straight_through``.
+        estimator: a registered estimator, such as those of :data:`ESTIMATORS` (not
+            ``full_text``, which has no selector).
         n_repeats: number of independent estimates.
         generator: ``torch.Generator`` for the masks, on the CPU or on the model's device.
-        **loss_kwargs: ``lambda1``, ``lambda2``, ``tau``, ``n_samples``.
+        **loss_kwargs: ``lambda1``, ``lambda2``, ``tau``, ``n_samples``, ``params``.
 
     Returns:
         Tensor ``[n_repeats, P]``, P = number of selector parameters.
@@ -296,17 +326,17 @@ def selector_gradients(
         1
     """
     estimator = _check_estimator(estimator)
-    if estimator == "full_text":
+    if estimator == FULL_TEXT:
         raise ValueError("full_text has no selector gradient")
     n_repeats = check_int(n_repeats, "n_repeats", min_value=1)
     check_generator(generator, like=tokens)
-    params = _selector_parameters(model)
+    selector = _selector_parameters(model)
     rows = []
     for _ in range(n_repeats):
         out = rationale_loss(model, tokens, mask, labels, estimator, generator=generator,
                              **loss_kwargs)
-        grads = torch.autograd.grad(out.loss, params, allow_unused=True)
+        grads = torch.autograd.grad(out.loss, selector, allow_unused=True)
         rows.append(torch.cat([
-            (torch.zeros_like(p) if g is None else g).flatten() for p, g in zip(params, grads)
+            (torch.zeros_like(p) if g is None else g).flatten() for p, g in zip(selector, grads)
         ]))
     return torch.stack(rows)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -75,6 +76,7 @@ def train_rationale_model(
     lambda2: float = 0.02,
     tau: float = 0.5,
     n_samples: int = 4,
+    params: Mapping[str, Any] | None = None,
     eval_every: int = 10,
     generator: torch.Generator | None = None,
     progress: bool = True,
@@ -99,15 +101,18 @@ def train_rationale_model(
         model: the :class:`RationaleModel` to train (in place).
         train: training :class:`RationaleData`.
         test: evaluation :class:`RationaleData` (same vocabulary).
-        estimator: one of :data:`ESTIMATORS`.
+        estimator: ``"full_text"`` or a registered estimator (:data:`ESTIMATORS` lists the
+            book's; any name of :func:`lib.estimators.estimator_names` works).
         n_steps: optimisation steps.
         batch_size: texts per step.
         lr: Adam's learning rate for the classifier (and the selector if ``selector_lr`` is
             None).
         selector_lr: Adam's learning rate for the selector.
         lambda1, lambda2: the penalties' weights (:func:`rationale_penalty`).
-        tau: temperature of ``relaxed`` and ``straight_through``.
+        tau: temperature of the estimators that take one (``gumbel_softmax``,
+            ``st_gumbel_softmax``).
         n_samples: masks per text per step (see :func:`rationale_loss`).
+        params: further parameters of the estimator (see :func:`rationale_loss`).
         eval_every: steps between evaluations (the last step is always evaluated).
         generator: ``torch.Generator`` for the minibatches and the masks, on the CPU or on the
             model's device (a CPU generator gives the same minibatches and masks on every
@@ -169,7 +174,7 @@ def train_rationale_model(
         index = rng.randint(len(train), (batch_size,), generator=generator, device=device)
         out = rationale_loss(model, tokens[index], mask[index], labels[index], estimator,
                              lambda1=lambda1, lambda2=lambda2, tau=tau, n_samples=n_samples,
-                             generator=generator)
+                             params=params, generator=generator)
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         optimizer.step()
@@ -201,6 +206,7 @@ def train_side_by_side(
     lambda2: float = 0.02,
     tau: float = 0.5,
     n_samples: int = 4,
+    params: Mapping[str, Any] | None = None,
     generator: torch.Generator | None = None,
 ) -> None:
     r"""Train several models of the same shape at once, each on its own minibatches and masks.
@@ -219,9 +225,10 @@ def train_side_by_side(
     Args:
         models: :class:`RationaleModel` objects of the same shape (for example one per seed).
         train: training :class:`RationaleData`.
-        estimator: one of :data:`ESTIMATORS`.
-        n_steps, batch_size, lr, selector_lr, lambda1, lambda2, tau, n_samples: as for
+        estimator: ``"full_text"`` or a registered estimator, as for
             :func:`train_rationale_model`.
+        n_steps, batch_size, lr, selector_lr, lambda1, lambda2, tau, n_samples, params: as
+            for :func:`train_rationale_model`.
         generator: ``torch.Generator`` for the minibatches and the masks.
 
     Example:
@@ -258,7 +265,7 @@ def train_side_by_side(
         index = rng.randint(len(train), (k * batch_size,), generator=generator, device=device)
         out = rationale_loss(stack, tokens[index], mask[index], labels[index], estimator,
                              lambda1=lambda1, lambda2=lambda2, tau=tau, n_samples=n_samples,
-                             generator=generator)
+                             params=params, generator=generator)
         optimizer.zero_grad(set_to_none=True)
         (k * out.loss).backward()  # the sum of the K models' own losses
         optimizer.step()
