@@ -13,7 +13,9 @@ Modules, one concept each:
 - :mod:`lib.schedules`: temperature annealing.
 - :mod:`lib.compare`: gradient estimators with one signature, measured against the exact gradient.
 - :mod:`lib.bottleneck`: a discrete-bottleneck autoencoder for training experiments.
-- :mod:`lib.rationales`: the rationales case study: synthetic reviews, CSV loader, model, metrics.
+- :mod:`lib.rationales`: the rationales case study, a package with one module per concept:
+  ``data`` (synthetic reviews, CSV loader), ``model``, ``objective`` (the loss, with any
+  registered estimator), ``metrics``, ``training`` and ``display``.
 - :mod:`lib.vae`: the categorical VAE case study on scikit-learn's 8x8 digits.
 - :mod:`lib.plotting`: the book's figure style and plot helpers.
 - :mod:`lib.text`: tokens highlighted as coloured HTML (rationales).

@@ -77,3 +77,24 @@ def test_categorical_vae_q2_same_verdict_under_float64_default():
     data32 = collect(question, namespace)
     assert data32["__dtype__"] == "torch.float32" and decide(question, data32).passed
     assert torch.get_default_dtype() == before
+
+
+def test_a_forbidden_package_covers_its_submodules():
+    """lib.rationales is a package: forbidding it forbids what its modules define, reached
+    through the package (``lib.rationales.X``) or a submodule (``lib.rationales.metrics.X``)."""
+    import torch
+
+    import lib.rationales
+    from lib.rationales import metrics
+
+    selected = torch.tensor([[True, False]])
+    for call in (lambda: lib.rationales.precision_recall_f1(selected, selected),
+                 lambda: metrics.precision_recall_f1(selected, selected)):
+        watcher = Watcher(["lib.rationales"])
+        with watcher:
+            with pytest.raises(NotAllowed, match="`lib.rationales` is not allowed"):
+                call()
+        assert watcher.violations == ["lib.rationales"]
+    with Watcher(["lib.rationales"]) as watcher:  # other packages stay allowed
+        torch.nn.functional.relu(torch.zeros(1))
+    assert watcher.violations == []

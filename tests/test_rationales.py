@@ -17,6 +17,7 @@ from sklearn.metrics import precision_recall_fscore_support  # noqa: E402
 
 import lib.rationales as R  # noqa: E402
 from lib.estimators import exact_expectation_bernoulli  # noqa: E402
+from lib.rationales.model import _SideBySide  # noqa: E402
 from lib.relaxed import relaxed_bernoulli  # noqa: E402
 
 
@@ -28,9 +29,19 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-def test_docstring_examples():
-    result = doctest.testmod(R, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 10 and result.failed == 0, result
+@pytest.mark.parametrize("module", [R.data, R.model, R.objective, R.metrics, R.training,
+                                    R.display], ids=lambda m: m.__name__)
+def test_docstring_examples(module):
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0, result
+
+
+def test_the_package_re_exports_every_public_name_of_its_modules():
+    """``from lib.rationales import X`` works for every public name of every submodule."""
+    for module in (R.data, R.model, R.objective, R.metrics, R.training, R.display):
+        assert module.__doc__, module.__name__
+        for name in module.__all__:
+            assert name in R.__all__ and getattr(R, name) is getattr(module, name), name
 
 
 # ---------------------------------------------------------------------------- tokens, vocab
@@ -300,7 +311,7 @@ def test_reinforce_gradient_is_unbiased_against_exact():
     kwargs = dict(lambda1=0.2, lambda2=0.2)
     exact = R.selector_gradients(model, tokens, mask, labels, "exact", **kwargs)[0]
     gen = torch.Generator().manual_seed(0)
-    rows = R.selector_gradients(model, tokens, mask, labels, "reinforce", n_repeats=20,
+    rows = R.selector_gradients(model, tokens, mask, labels, "reinforce_loo", n_repeats=20,
                                 n_samples=4000, generator=gen, **kwargs)
     mean, se = rows.mean(0), rows.std(0) / math.sqrt(rows.shape[0])
     # each coordinate within 5 standard errors (plus float32 rounding) of the exact gradient
@@ -319,12 +330,13 @@ def test_classifier_gradient_of_sampling_estimators_is_unbiased():
 
     exact = grad("exact")
     gen = torch.Generator().manual_seed(1)
-    rows = torch.stack([grad("reinforce", n_samples=2000, generator=gen) for _ in range(20)])
+    rows = torch.stack([grad("reinforce_loo", n_samples=2000, generator=gen)
+                        for _ in range(20)])
     mean, se = rows.mean(0), rows.std(0) / math.sqrt(20)
     assert torch.all((mean - exact).abs() <= 5 * se + 1e-5)
 
 
-def test_straight_through_uses_hard_masks_and_relaxed_soft_ones():
+def test_st_gumbel_softmax_uses_hard_masks_and_gumbel_softmax_soft_ones():
     model = _tiny()
     tokens, mask, labels = _batch()
     length = int(mask.sum(-1).max())
@@ -333,7 +345,7 @@ def test_straight_through_uses_hard_masks_and_relaxed_soft_ones():
     for hard in (True, False):
         gen = torch.Generator().manual_seed(7)
         out = R.rationale_loss(model, tokens, mask, labels,
-                               "straight_through" if hard else "relaxed", n_samples=4,
+                               "st_gumbel_softmax" if hard else "gumbel_softmax", n_samples=4,
                                tau=0.5, generator=gen, lambda1=0.1, lambda2=0.1)
         z = relaxed_bernoulli(logits, 0.5, hard=hard,
                               generator=torch.Generator().manual_seed(7)) * valid
@@ -353,14 +365,149 @@ def test_full_text_and_argument_errors():
     ref = torch.nn.functional.cross_entropy(model.classify(tokens, mask.float()), labels)
     assert math.isclose(float(out.loss.detach()), float(ref.detach()), rel_tol=1e-6)
     with pytest.raises(ValueError, match="n_samples >= 2"):
-        R.rationale_loss(model, tokens, mask, labels, "reinforce", n_samples=1)
-    with pytest.raises(ValueError, match="estimator must be one of"):
-        R.rationale_loss(model, tokens, mask, labels, "gumbel")
+        R.rationale_loss(model, tokens, mask, labels, "reinforce_loo", n_samples=1)
+    with pytest.raises(ValueError, match="estimator must be 'full_text' or a registered "
+                                         "estimator, one of exact, .*st_gumbel_softmax"):
+        R.rationale_loss(model, tokens, mask, labels, "relaxed")  # the old name, gone
+    with pytest.raises(ValueError, match="does not take parameter"):
+        R.rationale_loss(model, tokens, mask, labels, "exact", params={"tau": 0.5})
     long = R.make_synthetic_reviews(4, seed=0, min_length=13, max_length=13)
     with pytest.raises(ValueError, match="MAX_EXACT_LENGTH"):
         R.rationale_loss(model, long.tokens, long.mask, long.labels, "exact")
     with pytest.raises(ValueError, match="full_text has no selector"):
         R.selector_gradients(model, tokens, mask, labels, "full_text")
+
+
+def test_plain_straight_through_hard_masks_forward_probabilities_backward():
+    """The registry's ``straight_through`` (no noise, no tau): 0/1 masks drawn as
+    ``rand < sigmoid`` forward, the gradient of the keep-probabilities backward."""
+    model = _tiny(seed=1)
+    with torch.no_grad():
+        model.selector_out.weight.normal_()
+    tokens, mask, labels = _batch()
+    length = int(mask.sum(-1).max())
+    tokens, mask = tokens[:, :length], mask[:, :length]
+    selector = [p for n, p in model.named_parameters() if n.startswith("selector")]
+    out = R.rationale_loss(model, tokens, mask, labels, "straight_through", n_samples=3,
+                           generator=torch.Generator().manual_seed(5), lambda1=0.1,
+                           lambda2=0.1)
+    ours = torch.autograd.grad(out.loss, selector)
+    # by hand: the same uniforms, the probabilities' gradient
+    logits = model.keep_logits(tokens, mask)
+    probs = torch.sigmoid(logits) * mask
+    u = torch.rand(3, *logits.shape, generator=torch.Generator().manual_seed(5))
+    hard = (u < probs.detach()).float() * mask
+    z = hard + (probs - probs.detach())
+    ce = torch.nn.functional.cross_entropy(model.classify(tokens, z).reshape(-1, 2),
+                                           labels.repeat(3), reduction="none").reshape(3, -1)
+    cost = ce + R.rationale_penalty(z, mask, 0.1, 0.1)
+    manual = torch.autograd.grad(cost.mean(), selector)
+    assert math.isclose(float(out.cost), float(cost.detach().mean()), rel_tol=1e-6)
+    assert math.isclose(float(out.cross_entropy), float(ce.detach().mean()), rel_tol=1e-6)
+    assert math.isclose(float(out.kept), float(hard.sum() / (3 * mask.sum())), rel_tol=1e-6)
+    for a, b in zip(ours, manual):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert sum(float(g.abs().sum()) for g in ours) > 0
+
+
+def test_exact_and_sampling_estimators_report_the_same_expectations():
+    """Surrogate.weights give the auxiliary outputs of every estimator: exactly for ``exact``
+    (the expected fraction kept is the mean keep-probability), within sampling error for the
+    others."""
+    dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        model = _tiny(seed=4)
+        with torch.no_grad():
+            model.selector_out.weight.normal_()
+        tokens, mask, labels = _batch(n=4, seed=3)
+        exact = R.rationale_loss(model, tokens, mask, labels, "exact")
+        with torch.no_grad():
+            probs = torch.sigmoid(model.keep_logits(tokens, mask))[mask]
+        assert math.isclose(float(exact.kept), float(probs.mean()), rel_tol=1e-12)
+        gen = torch.Generator().manual_seed(0)
+        for name in ("reinforce_loo", "straight_through", "st_gumbel_softmax"):
+            rows = torch.stack([torch.stack(R.rationale_loss(
+                model, tokens, mask, labels, name, n_samples=500, generator=gen)[1:])
+                for _ in range(10)])  # cost, cross-entropy, kept, of 10 x 500 x 4 masks
+            mean, se = rows.mean(0), rows.std(0) / math.sqrt(10)
+            target = torch.stack([exact.cost, exact.cross_entropy, exact.kept])
+            assert torch.all((mean - target).abs() <= 5 * se), (name, mean, target, se)
+    finally:
+        torch.set_default_dtype(dtype)
+
+
+@pytest.fixture
+def private_registry(monkeypatch):
+    """Registrations made in a test go into a copy of the registry, dropped afterwards."""
+    from lib import estimators
+
+    monkeypatch.setattr(estimators, "_ESTIMATORS", dict(estimators._ESTIMATORS))
+    return estimators
+
+
+def test_an_estimator_registered_later_trains_the_model_unchanged(private_registry):
+    """Issue 15: any registered name works in rationale_loss, without touching lib.rationales:
+    a straight-through with identity backward, registered here, gives the selector a nonzero,
+    finite gradient, and one Adam step moves it."""
+    est = private_registry
+    calls = []
+
+    @est.register_estimator("st_identity_test", unbiased=False, label="ST (identity)")
+    def st_identity(node, cost, n_samples, generator):
+        calls.append(node.kind)
+        hard = node.sample(n_samples, generator)
+        z = hard + (node.logits - node.logits.detach())  # value: the hard mask; grad: identity
+        costs = cost(z)
+        return est.Surrogate(costs.mean(0), costs.mean(0).detach(), hard,
+                             torch.full_like(costs, 1 / n_samples).detach())
+
+    assert "st_identity_test" not in R.ESTIMATORS
+    model = _tiny(seed=5)
+    tokens, mask, labels = _batch(n=6, seed=7)
+    selector = [p for n, p in model.named_parameters() if n.startswith("selector")]
+    before = [p.detach().clone() for p in selector]
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    out = R.rationale_loss(model, tokens, mask, labels, "st_identity_test", n_samples=3,
+                           generator=torch.Generator().manual_seed(0))
+    out.loss.backward()
+    assert calls == ["bernoulli"]
+    grad = torch.cat([p.grad.flatten() for p in selector])
+    assert torch.isfinite(grad).all() and float(grad.abs().sum()) > 0
+    assert 0 < float(out.kept) < 1 and math.isfinite(float(out.cross_entropy))
+    optimizer.step()
+    assert any(not torch.equal(p, b) for p, b in zip(selector, before))
+    # the trainers and the tables take it too, by name
+    h = R.train_rationale_model(model, R.make_synthetic_reviews(16, seed=0),
+                                R.make_synthetic_reviews(8, seed=1), "st_identity_test",
+                                n_steps=2, eval_every=1, progress=False)
+    assert h.steps == [0, 1, 2] and R.estimator_label("st_identity_test") == "ST (identity)"
+    assert R.format_results([h]).splitlines()[-1].startswith("ST (identity)")
+
+
+def test_estimator_evaluating_the_cost_twice_reports_the_cross_entropy_at_its_samples(
+        private_registry):
+    """An estimator may evaluate the cost at other points too (a control variate, say); the
+    reported cross-entropy is then recomputed at the samples it returns."""
+    est = private_registry
+
+    @est.register_estimator("two_calls_test", unbiased=False)
+    def two_calls(node, cost, n_samples, generator):
+        soft = node.relaxed(n_samples, 1.0, False, generator)
+        hard = node.sample(n_samples, generator)
+        costs = cost(hard) + 0 * cost(soft)
+        return est.Surrogate(costs.mean(0), costs.mean(0).detach(), hard,
+                             torch.full_like(costs, 1 / n_samples).detach())
+
+    model = _tiny(seed=6)
+    tokens, mask, labels = _batch()
+    out = R.rationale_loss(model, tokens, mask, labels, "two_calls_test", n_samples=2,
+                           generator=torch.Generator().manual_seed(1), lambda1=0.3,
+                           lambda2=0.0)
+    # cost = cross-entropy + 0.3 * kept tokens, averaged: recover the cross-entropy from both
+    n_tokens = float(out.kept) * float(mask.sum()) / mask.shape[0]  # kept tokens per text
+    assert math.isclose(float(out.cross_entropy), float(out.cost) - 0.3 * n_tokens,
+                        rel_tol=1e-5)
 
 
 # ---------------------------------------------------------------------------- metrics
@@ -425,7 +572,7 @@ def test_training_is_reproducible_and_the_bar_prints_no_times(capsys):
     for _ in range(2):
         torch.manual_seed(0)
         model = R.RationaleModel(len(train.vocab))
-        runs.append(R.train_rationale_model(model, train, test, "reinforce", n_steps=12,
+        runs.append(R.train_rationale_model(model, train, test, "reinforce_loo", n_steps=12,
                                             eval_every=5, generator=torch.Generator()
                                             .manual_seed(3), desc="run"))
     assert runs[0].steps == [0, 5, 10, 12] and runs[0].test == runs[1].test
@@ -436,12 +583,12 @@ def test_training_is_reproducible_and_the_bar_prints_no_times(capsys):
 
 
 @pytest.mark.slow
-def test_straight_through_finds_the_planted_rationale():
+def test_st_gumbel_softmax_finds_the_planted_rationale():
     train = R.make_synthetic_reviews(1000, seed=0)
     test = R.make_synthetic_reviews(300, seed=1)
     torch.manual_seed(0)
     model = R.RationaleModel(len(train.vocab))
-    h = R.train_rationale_model(model, train, test, "straight_through", n_steps=150,
+    h = R.train_rationale_model(model, train, test, "st_gumbel_softmax", n_steps=150,
                                 generator=torch.Generator().manual_seed(0), progress=False)
     torch.manual_seed(0)
     full = R.RationaleModel(len(train.vocab))
@@ -455,7 +602,7 @@ def test_format_results_plot_and_html():
     train = R.make_synthetic_reviews(40, seed=0)
     model = _tiny()
     hs = [R.train_rationale_model(model, train, train, e, n_steps=2, eval_every=1,
-                                  progress=False) for e in ("full_text", "relaxed")]
+                                  progress=False) for e in ("full_text", "gumbel_softmax")]
     table = R.format_results(hs)
     lines = table.splitlines()
     assert len(lines) == 4 and lines[2].startswith("full text") and lines[3].endswith(" s")
@@ -483,7 +630,7 @@ def test_highlight_colour_parameter():
 def test_side_by_side_is_each_model_on_its_own_rows():
     data = R.make_synthetic_reviews(6, seed=0)
     models = [_tiny(seed) for seed in range(3)]
-    stack = R._SideBySide(models)
+    stack = _SideBySide(models)
     tokens, mask = data.tokens.repeat(3, 1), data.mask.repeat(3, 1)
     logits = stack.keep_logits(tokens, mask).reshape(3, 6, -1)
     z = torch.rand(2, 18, tokens.shape[1], generator=torch.Generator().manual_seed(0))
@@ -509,7 +656,7 @@ def test_train_side_by_side_trains_each_model_in_place():
         return torch.cat([p.detach().flatten() for p in m.parameters()])
 
     before = [weights(m) for m in models]
-    R.train_side_by_side(models, data, "reinforce", n_steps=3,
+    R.train_side_by_side(models, data, "reinforce_loo", n_steps=3,
                          generator=torch.Generator().manual_seed(0))
     after = [weights(m) for m in models]
     assert not torch.equal(after[0], before[0]) and not torch.equal(after[1], before[1])

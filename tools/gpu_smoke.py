@@ -159,7 +159,7 @@ def _rationales(device, g) -> Outputs:
     train = rationales.make_synthetic_reviews(64, seed=0)
     test = rationales.make_synthetic_reviews(32, seed=1)
     out = {}
-    for estimator in ("straight_through", "reinforce"):
+    for estimator in ("st_gumbel_softmax", "reinforce_loo"):
         torch.manual_seed(SEED)  # the same initial weights on every device
         model = rationales.RationaleModel(len(train.vocab)).to(device)
         history = rationales.train_rationale_model(

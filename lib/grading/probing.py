@@ -141,11 +141,11 @@ class Watcher:
       wherever the answer holds a reference to them (module-level aliases, default arguments,
       closures, ``functools.partial``).
 
-    Targets are dotted names of modules (every function and class defined there), classes,
-    Python functions, builtin functions or methods (``"numpy.random.Generator.gumbel"`` matches
-    the method on every Generator), or objects such as ``scipy.stats.gumbel_r`` (every method
-    called on an object of that type: a scipy distribution and its frozen copies). Everything
-    is restored on exit.
+    Targets are dotted names of modules (every function and class defined there; for a package,
+    in it and in every submodule imported so far), classes, Python functions, builtin functions
+    or methods (``"numpy.random.Generator.gumbel"`` matches the method on every Generator), or
+    objects such as ``scipy.stats.gumbel_r`` (every method called on an object of that type: a
+    scipy distribution and its frozen copies). Everything is restored on exit.
     """
 
     def __init__(self, forbidden: Sequence[str] = (), watch: Sequence[str] = (),
@@ -175,8 +175,15 @@ class Watcher:
                 self.owners[name] = parent
             return
         if isinstance(obj, types.ModuleType):
-            for fn in _own(_functions_of(obj, obj.__name__), getattr(obj, "__file__", None)):
-                self.codes[fn.__code__] = name
+            modules = [obj]
+            if hasattr(obj, "__path__"):  # a package: its submodules too (lib.rationales.data)
+                prefix = obj.__name__ + "."
+                modules += [m for n, m in sorted(list(sys.modules.items()))
+                            if n.startswith(prefix) and isinstance(m, types.ModuleType)]
+            for module in modules:
+                for fn in _own(_functions_of(module, module.__name__),
+                               getattr(module, "__file__", None)):
+                    self.codes[fn.__code__] = name
         elif isinstance(obj, type):
             module = sys.modules.get(obj.__module__)
             for fn in _own(_functions_of(obj), getattr(module, "__file__", None)):

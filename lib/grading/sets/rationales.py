@@ -7,7 +7,8 @@ q2  rationale_penalty: the sparsity and coherence penalty of Lei et al. for a pa
 q3  reinforce_mask_loss: the selector's REINFORCE surrogate with a leave-one-out baseline over
     the masks of each review; its gradient is checked on fixed masks and, averaged over many
     draws, against the exact gradient by enumeration of all masks.
-q4  st_mask: a straight-through Binary Concrete mask from given uniform noise: exact 0/1
+q4  st_mask: the mask of the straight-through Gumbel-softmax estimator (the chapter's
+    ``st_gumbel_softmax``, in its Binary Concrete form) from given uniform noise: exact 0/1
     forward, the relaxed sample's gradient backward.
 """
 
@@ -269,7 +270,7 @@ def _(data):
     grad = data["grad"]
     if grad is None:
         raise Mistake("Your penalty has the right values but no gradient reaches z: the "
-                      "relaxed estimators backpropagate through it. Use torch operations only "
+                      "pathwise estimators backpropagate through it. Use torch operations only "
                       "(no .item(), .numpy() or Python floats).")
     if not _close(np.asarray(grad), q2_reference_grad(soft, mask, *Q2_LAMBDAS), rtol=1e-5):
         raise Mistake("Your penalty has the right values but the wrong gradient with respect "
@@ -450,7 +451,7 @@ def _(data):
 
 
 # ----------------------------------------------------------------------------------------------
-# q4: the straight-through mask
+# q4: the straight-through Gumbel-softmax mask
 # ----------------------------------------------------------------------------------------------
 Q4_TAUS = (0.5, 2.0)
 
@@ -473,7 +474,7 @@ def q4_reference(logits, u, tau, flip=False):
     return hard, soft * (1 - soft) / tau, soft
 
 
-@SET.question("q4", points=2, answers=["st_mask"], title="the straight-through mask",
+@SET.question("q4", points=2, answers=["st_mask"], title="the straight-through Gumbel-softmax mask",
               forbidden=BOOK_LIB,
               forbidden_why="Write the sampler yourself, not with the book's lib.")
 def q4(st_mask):
@@ -515,7 +516,7 @@ def _(data):
             if any(_close(value, s, rtol=1e-4, atol=1e-6) for s in soft):
                 raise Mistake("Your mask is the relaxed (soft) sample. The forward value must "
                               "be exactly 0 or 1: the hard sample, with the soft one's "
-                              "gradient (straight-through).")
+                              "gradient (straight-through Gumbel-softmax).")
             raise Mistake(f"At tau={tau} your mask has values other than 0 and 1 (for example "
                           f"{value.flat[np.argmax(np.abs(value - np.round(value)))]:.4f}).")
         matches = [flip for flip in (False, True)
