@@ -284,3 +284,48 @@ def test_an_antithetic_estimator_written_with_the_uniforms_is_unbiased_in_the_la
     assert m.max_abs_z < 4.5, m.bias_z  # 4 coordinates: false alarm about 3e-5
     loo = measure(problem, get_estimator("reinforce_loo"), 2, 20_000, gen(15))
     assert m.variance_total < loo.variance_total  # what coupling is for, on this cost
+
+
+def test_one_registered_function_runs_unchanged_in_the_lab_and_every_model(registered):
+    """Issue 15's promise: register one function, and the lab's measure, the VAE, the
+    rationale model and the autoencoder all train or measure with it, by name."""
+    from lib.bottleneck import train_autoencoder
+    from lib.compare import BernoulliProblem, CategoricalProblem, get_estimator, measure
+    from lib.rationales import RationaleModel, make_synthetic_reviews, rationale_loss
+    from lib.vae import CategoricalVAE, vae_loss
+
+    @register_estimator("st_identity", unbiased=False, label="ST identity")
+    def st_identity(node, cost, n_samples, generator):
+        """Straight-through with an identity backward: d cost / d z passed to the logits."""
+        hard = node.sample(n_samples, generator)
+        costs = cost(hard + (node.logits - node.logits.detach()))
+        return Surrogate(costs.mean(0), costs.mean(0).detach(), hard,
+                         torch.full_like(costs, 1 / n_samples).detach())
+
+    # the lab: a categorical and a Bernoulli problem (the identity backward is the gradient
+    # of a linear cost in z, c, so its mean is c exactly: an oracle)
+    c = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    for problem in (CategoricalProblem(torch.zeros(3, dtype=torch.float64), lambda z: z @ c),
+                    BernoulliProblem(torch.zeros(3, dtype=torch.float64), lambda b: b @ c)):
+        m = measure(problem, get_estimator("st_identity"), 2, 50, gen(20))
+        torch.testing.assert_close(m.mean, c)
+        assert m.estimator == "ST identity"
+    # the VAE: one step moves the encoder
+    torch.manual_seed(0)
+    vae = CategoricalVAE(n_latent=2, n_categories=3, n_hidden=8)
+    x = (torch.rand(6, 64, generator=gen(21)) < 0.5).float()
+    vae_loss(vae, x, "st_identity", n_samples=2, generator=gen(22)).loss.backward()
+    enc = [p.grad for n, p in vae.named_parameters() if n.startswith("enc")]
+    assert enc and all(g is not None and torch.isfinite(g).all() for g in enc)
+    assert any(g.abs().sum() > 0 for g in enc)
+    # the rationale model: the selector gets a gradient
+    data = make_synthetic_reviews(8, seed=0)
+    model = RationaleModel(len(data.vocab))
+    rationale_loss(model, data.tokens, data.mask, data.labels, "st_identity",
+                   generator=gen(23)).loss.backward()
+    selector = [p.grad for n, p in model.named_parameters() if n.startswith("selector")]
+    assert any(g is not None and g.abs().sum() > 0 for g in selector)
+    # the autoencoder: trains a few steps with a finite loss
+    run = train_autoencoder("st_identity", 1.0, n_steps=3, n_train=16, n_test=8,
+                            n_eval_samples=1, device="cpu")
+    assert run.estimators[0] == "st_identity"
