@@ -93,7 +93,7 @@ div.cell_input, div.cell_output, div.highlight, div[class*="highlight-"] {
 pre { orphans: 3; widows: 3; }
 img, figure, svg, mjx-container[display="true"], .math-wrapper { break-inside: avoid; }
 img { max-width: 100% !important; height: auto !important; }
-h1, h2, h3, h4, .caption { break-after: avoid; }
+h1, h2, h3, h4, .caption { break-after: avoid; break-inside: avoid; }  /* a heading never splits */
 table { max-width: 100% !important; }
 .pst-scrollable-table-container, .output, .cell_output { overflow: visible !important; }
 """
