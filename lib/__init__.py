@@ -27,9 +27,10 @@ Modules, one concept each:
 
 Validation, as in ``torch.distributions``: every function checks its arguments' types and
 shapes, and (by default) their values too, which reads tensor data back from the device.
-:func:`set_default_validate_args` turns the value checks off for the process, the context
-manager :class:`validate_args` for a block; :func:`get_default_validate_args` reads the
-setting. The checks are also left out while ``torch.compile`` traces a function (see
+:func:`set_default_validate_args` turns the value checks off for the process (and all the
+checks of the per-sample samplers, as in ``torch.nn.functional``), the context manager
+:class:`validate_args` for a block; :func:`get_default_validate_args` reads the setting. The
+value checks are also left out while ``torch.compile`` traces a function (see
 :mod:`lib._validation`).
 """
 
