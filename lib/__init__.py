@@ -24,9 +24,45 @@ Modules, one concept each:
 - :mod:`lib.rng`: random numbers for tensors on any device from one generator.
 - :mod:`lib.utils`: seeding, device choice, printing rounding-level values as bounds.
 - :mod:`lib.grading`: the exercise checker and the batch grader.
+
+Validation, as in ``torch.distributions``: every function checks its arguments' types and
+shapes, and (by default) their values too, which reads tensor data back from the device.
+:func:`set_default_validate_args` turns the value checks off for the process (and all the
+checks of the per-sample samplers, as in ``torch.nn.functional``), the context manager
+:class:`validate_args` for a block; :func:`get_default_validate_args` reads the setting. The
+value checks are also left out while ``torch.compile`` traces a function (see
+:mod:`lib._validation`).
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 #: Tells this package from any other module named ``lib`` (checked by every notebook's set-up
 #: cell, see tools/setup_cell.py).
 __book__ = "discrete-choices-book"
+
+#: The validation switch, from :mod:`lib._validation`: attributes of ``lib``, imported on first
+#: use so that ``import lib`` (the set-up cell's check of ``__book__``) does not import torch.
+__all__ = ["get_default_validate_args", "set_default_validate_args", "validate_args"]
+_VALIDATION_NAMES = frozenset(__all__)
+
+if TYPE_CHECKING:
+    from lib._validation import (
+        get_default_validate_args,
+        set_default_validate_args,
+        validate_args,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name in _VALIDATION_NAMES:
+        from lib import _validation
+
+        return getattr(_validation, name)
+    raise AttributeError(f"module 'lib' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_VALIDATION_NAMES])

@@ -5,12 +5,36 @@ offending value (or shape, or type) and suggests a fix. ``TypeError`` is raised 
 kind of object (a NumPy array where a tensor is expected, a ``bool`` where a number is
 expected), ``ValueError`` for a right kind of object with a wrong value or shape.
 
-The checks are cheap: the value check of a tensor of logits costs one ``aminmax`` reduction in
-the common case, and the detailed diagnosis only runs when something is wrong.
+Two kinds of check, and a switch for them as in ``torch.distributions``:
+
+* **Structural checks** (types, dtypes, shapes, dimensions, argument names, Python numbers) read
+  no tensor data: they never wait for the device, cost a few Python operations, and run.
+* **Value checks** read a tensor's numbers (NaN, infinities, ranges, sums), so they wait for
+  the device (``.item()``, ``bool(tensor)``, ``.tolist()``) and cannot be traced by
+  ``torch.compile``. They run only while :func:`validating` is True: validation is on
+  (:func:`set_default_validate_args`, :class:`validate_args`; on by default, like
+  ``torch.distributions.Distribution.set_default_validate_args``) and no graph is being traced
+  (``torch.compiler.is_compiling()``). The value check of a tensor of logits reads its data
+  once in the common case (:func:`_sum_of`); the detailed diagnosis only runs when something is
+  wrong.
+* **The samplers' hot paths** (:func:`lib.gumbel.gumbel_max_sample`,
+  :func:`lib.relaxed.gumbel_softmax`, :func:`lib.relaxed.relaxed_bernoulli`) skip their
+  structural checks too while validation is off, as ``torch.nn.functional`` checks nothing: on
+  a few numbers each Python call costs as much as the arithmetic. ``tau`` is still converted
+  (and so checked) by :func:`check_tau`.
+
+Example:
+    >>> import lib
+    >>> from lib.relaxed import gumbel_softmax
+    >>> with lib.validate_args(False):  # trusted inputs in a hot loop: no value checks, no sync
+    ...     y = gumbel_softmax(torch.zeros(2, 3), 0.5)
+    >>> lib.get_default_validate_args()  # restored on leaving the block
+    True
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 from collections.abc import Callable, Sequence
@@ -22,6 +46,10 @@ from torch import Tensor
 from lib.rng import as_device, same_device
 
 __all__ = [
+    "get_default_validate_args",
+    "set_default_validate_args",
+    "validate_args",
+    "validating",
     "check_bool",
     "check_callable",
     "check_dim",
@@ -35,6 +63,113 @@ __all__ = [
     "broadcast_shapes",
     "type_name",
 ]
+
+
+# ---------------------------------------------------------------------------------------------
+# the switch
+# ---------------------------------------------------------------------------------------------
+
+try:
+    from torch.compiler import is_compiling as _is_compiling  # torch >= 2.3
+except ImportError:  # older torch: torch.compile is absent or experimental; never compiling
+    def _is_compiling() -> bool:
+        return False
+
+#: Whether value checks run (read through :func:`validating`); one setting for the process,
+#: like ``torch.distributions.Distribution._validate_args``.
+_validate_args: bool = True
+
+
+def set_default_validate_args(value: bool) -> None:
+    """Turn the value checks of every :mod:`lib` function on (the default) or off.
+
+    In the spirit of ``torch.distributions.Distribution.set_default_validate_args``. With
+    validation off, functions skip the checks that read tensor data (NaN, infinities, ranges,
+    sums): no ``.item()`` or ``bool(tensor)`` synchronisation with the device, and bad values
+    give NaN or wrong results instead of a ``ValueError``. Structural checks (types, dtypes,
+    shapes, dimensions) still run. Use :class:`validate_args` to change the setting for a block
+    and restore it afterwards.
+
+    Args:
+        value: True to validate, False to skip the value checks.
+
+    Raises:
+        TypeError: if ``value`` is not a bool.
+
+    Example:
+        >>> set_default_validate_args(False)
+        >>> get_default_validate_args()
+        False
+        >>> set_default_validate_args(True)
+    """
+    global _validate_args
+    _validate_args = check_bool(value, "value")
+
+
+def get_default_validate_args() -> bool:
+    """Whether value checks are on (set by :func:`set_default_validate_args`; default True).
+
+    Example:
+        >>> get_default_validate_args()
+        True
+    """
+    return _validate_args
+
+
+class validate_args(contextlib.ContextDecorator):
+    """Context manager (or decorator) that sets validation for a block, then restores it.
+
+    ``with validate_args(False):`` runs the block without value checks and puts back the
+    previous setting on leaving it, also when the block raises. Blocks nest. The setting is
+    global (as :func:`set_default_validate_args`), not per thread.
+
+    Args:
+        value: the setting inside the block (default True: validate, whatever the setting
+            outside).
+
+    Raises:
+        TypeError: if ``value`` is not a bool.
+
+    Example:
+        >>> with validate_args(False):
+        ...     get_default_validate_args()
+        False
+        >>> get_default_validate_args()
+        True
+    """
+
+    def __init__(self, value: bool = True) -> None:
+        self.value = check_bool(value, "value")
+        self._previous: list[bool] = []
+
+    def __enter__(self) -> validate_args:
+        global _validate_args
+        self._previous.append(_validate_args)  # a stack: the same object may be re-entered
+        _validate_args = self.value
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        global _validate_args
+        _validate_args = self._previous.pop()
+
+
+def validating() -> bool:
+    """Whether value checks run now: validation is on and no graph is being compiled.
+
+    Every check that reads tensor data is written ``if validating() and <bad>: raise ...``.
+    While ``torch.compile`` traces a function, ``torch.compiler.is_compiling()`` is True and
+    the checks are left out of the graph (they would synchronise with the device and break it).
+
+    Example:
+        >>> validating()
+        True
+    """
+    return _validate_args and not _is_compiling()
+
+
+# ---------------------------------------------------------------------------------------------
+# the checks
+# ---------------------------------------------------------------------------------------------
 
 
 def type_name(x: Any) -> str:
@@ -59,7 +194,9 @@ def broadcast_shapes(*shapes: Sequence[int]) -> torch.Size | None:
     Pure Python: ``torch.broadcast_shapes`` imports ``torch._refs`` on first use, which takes
     seconds.
     """
-    ndim = max((len(s) for s in shapes), default=0)
+    ndim = 0
+    for shape in shapes:  # (a loop, not max() of a generator: torch.compile traces this)
+        ndim = max(ndim, len(shape))
     out = [1] * ndim
     for shape in shapes:
         for i, size in enumerate(shape, start=ndim - len(shape)):
@@ -211,6 +348,10 @@ def check_real(
 ) -> float:
     """Check that ``value`` is a finite real number (``bool``/``str`` refused), return a float.
 
+    A 1-element tensor is read with ``.item()``: a conversion (the result is a Python float),
+    not a value check, so it happens with validation off too. Checks of a Python number read
+    no tensor data and always run.
+
     Args:
         value: the number to check (Python or NumPy scalar, or a 1-element tensor).
         name: argument name used in messages.
@@ -270,10 +411,12 @@ def check_logits(
 ) -> Tensor:
     """Check unnormalised log-probabilities.
 
-    With an integer ``dim`` (categorical logits along ``dim``): entries must not be NaN or
-    ``+inf``; ``-inf`` is allowed (a masked category, probability 0) as long as every slice
-    along ``dim`` keeps at least one finite entry. With ``dim=None`` (independent Bernoulli
-    logits, one per element): every entry must be finite.
+    Structure (always): a floating-point tensor, ``dim`` one of its dimensions, with at least
+    one category. Values (only while :func:`validating`): with an integer ``dim`` (categorical
+    logits along ``dim``), entries must not be NaN or ``+inf``; ``-inf`` is allowed (a masked
+    category, probability 0) as long as every slice along ``dim`` keeps at least one finite
+    entry. With ``dim=None`` (independent Bernoulli logits, one per element): every entry must
+    be finite.
 
     Args:
         logits: tensor of shape ``[..., K]`` (or any shape if ``dim`` is None).
@@ -285,27 +428,64 @@ def check_logits(
 
     Raises:
         TypeError: if ``logits`` is not a floating-point tensor.
-        ValueError: on NaN, ``+inf``, an all ``-inf`` slice, an empty category dimension
-            or (for ``dim=None``) any infinite entry.
+        ValueError: on an empty category dimension; with validation on, on NaN, ``+inf``,
+            an all ``-inf`` slice or (for ``dim=None``) any infinite entry.
     """
-    check_tensor(logits, name)
+    # structure; type-identity tests first, the helpers (and their messages) only if they fail
+    if type(logits) is not Tensor or not logits.is_floating_point():
+        check_tensor(logits, name)
     if dim is not None:
-        d = check_dim(logits, dim, tensor_name=name)
-        if logits.shape[d] == 0:
+        ndim = logits.dim()
+        if type(dim) is not int or not -ndim <= dim < ndim:
+            dim = check_dim(logits, dim, tensor_name=name)
+    if logits.numel() == 0:  # (a non-empty tensor has categories: one test on the hot path)
+        if dim is not None and logits.shape[dim] == 0:
             raise ValueError(
                 f"{name} must have at least one category along dim={dim}, got shape "
                 f"{tuple(logits.shape)}"
             )
-    if logits.numel() == 0:
         return logits
-    # fast path: one reduction pass (NaN propagates into both results) on a detached alias, so
-    # no autograd bookkeeping, and Python comparisons of .item() instead of tensor ops;
-    # torch.isfinite would allocate a mask and cost more than drawing the Gumbel noise
-    low, high = torch.aminmax(logits.detach())
-    if -math.inf < low.item() and high.item() < math.inf:
-        return logits
+    # values (validating(), inline): one read of the data in the common case, the diagnosis
+    # only when the sum is not finite
+    if _validate_args and not _is_compiling() and not math.isfinite(_sum_of(logits)):
+        _diagnose_logits(logits.detach(), name, dim)
+    return logits
+
+
+#: Up to this many numbers, :func:`_sum_of` reads a tensor with ``.tolist()``.
+_SMALL = 32
+
+
+def _sum_of(x: Tensor) -> float:
+    """The sum of the entries of the non-empty ``x``, as a Python float: one read of the data.
+
+    It is finite exactly when no entry is NaN or infinite, unless it overflows. On a few
+    numbers (up to 32, at most 2-D) ``.tolist()`` and Python's ``sum`` take a fraction of the
+    time of a reduction kernel and ``.item()``; otherwise the kernel, on a detached alias where
+    ``x`` requires grad (no autograd bookkeeping). Either way cheaper than ``torch.isfinite``,
+    which allocates a mask.
+    """
+    if x.numel() <= _SMALL:
+        ndim = x.dim()
+        if ndim == 2:
+            return sum(map(sum, x.tolist()))
+        if ndim == 1:
+            return sum(x.tolist())
+        if ndim == 0:
+            return x.item()
+    return (x.detach() if x.requires_grad else x).sum().item()
+
+
+def _diagnose_logits(logits: Tensor, name: str, dim: int | None) -> None:
+    """The ValueError for (detached) ``logits`` with a non-finite sum, if an entry breaks a
+    rule; nothing if the entries are fine (a finite sum that overflowed, or masked categories
+    in categorical logits)."""
+    low, high = torch.aminmax(logits)
+    low, high = low.item(), high.item()
+    if -math.inf < low and high < math.inf:  # finite entries whose sum overflows
+        return
     with torch.no_grad():
-        if bool(torch.isnan(low) | torch.isnan(high)):
+        if math.isnan(low) or math.isnan(high):
             nan = torch.isnan(logits)
             n_nan = int(nan.sum())
             index = tuple(int(i) for i in nan.nonzero()[0])
@@ -321,7 +501,7 @@ def check_logits(
                 f"(first at index {index}); use a large finite value such as +-1e4 for a "
                 f"(nearly) deterministic variable"
             )
-        if bool(high == math.inf):
+        if high == math.inf:
             index = tuple(int(i) for i in torch.isposinf(logits).nonzero()[0])
             raise ValueError(
                 f"{name} must not contain +inf (first at index {index}); +inf would make "
@@ -337,7 +517,6 @@ def check_logits(
                 f"the slice at batch index {index} is all -inf (no category has positive "
                 f"probability); leave at least one category unmasked"
             )
-    return logits
 
 
 def check_tau(
@@ -348,6 +527,9 @@ def check_tau(
     dim: int | None = None,
 ) -> float | Tensor:
     """Check a temperature: a finite number > 0, or a tensor of them.
+
+    A Python number is always checked (no tensor data is read). For a tensor the dtype and shape
+    are always checked, its values (finite, > 0) only while :func:`validating`.
 
     Args:
         tau: Python/NumPy real number, or a floating-point tensor. A tensor must broadcast to
@@ -362,8 +544,11 @@ def check_tau(
 
     Raises:
         TypeError: if ``tau`` is a bool, string, non-floating tensor, ...
-        ValueError: if ``tau`` is not > 0, not finite, or has an incompatible shape.
+        ValueError: if ``tau`` is not > 0, not finite (for a tensor: with validation on), or
+            has an incompatible shape.
     """
+    if type(tau) is float and 0.0 < tau < math.inf:  # the common case in one test (NaN fails)
+        return tau
     if isinstance(tau, Tensor):
         if not tau.is_floating_point():
             raise TypeError(
@@ -386,8 +571,7 @@ def check_tau(
                         f"{name}.unsqueeze({dim}) or keepdim=True"
                     )
         # fast path (one sync, no mask): every entry finite and > 0 (NaN fails both tests)
-        low, high = torch.aminmax(tau.detach()) if tau.numel() > 1 else (tau, tau)
-        if tau.numel() > 0 and not (0.0 < low.item() and high.item() < math.inf):
+        if tau.numel() > 0 and validating() and not _positive_and_finite(tau):
             with torch.no_grad():
                 if not bool(torch.isfinite(tau).all()):
                     raise ValueError(f"{name} must be finite everywhere (got {tau.detach()})")
@@ -411,6 +595,12 @@ def check_tau(
             f"gumbel_max_sample"
         )
     return tau
+
+
+def _positive_and_finite(tau: Tensor) -> bool:
+    """Whether every entry of the non-empty ``tau`` is finite and > 0 (one sync)."""
+    low, high = torch.aminmax(tau.detach()) if tau.numel() > 1 else (tau, tau)
+    return 0.0 < low.item() and high.item() < math.inf
 
 
 def check_same_shape(a: Tensor, b: Tensor, names: Sequence[str] = ("a", "b")) -> None:

@@ -14,6 +14,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -21,14 +22,16 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from lib import rng
+from lib import _validation, rng
 from lib._validation import (
+    _is_compiling,
     check_generator,
     check_int,
     check_logits,
     check_real,
     check_tensor,
     type_name,
+    validating,
 )
 
 __all__ = [
@@ -67,32 +70,88 @@ def _check_float_dtype(dtype: torch.dtype) -> torch.dtype:
     return dtype
 
 
+# --- fast paths for small tensors ---------------------------------------------------------
+# On a few numbers, a sampler's time is fixed per-call cost: each PyTorch operation costs
+# microseconds whatever its size. The helpers below cut that cost for plain float32/float64 CPU
+# tensors in eager mode without changing a single bit of the results (tests/test_relaxed.py
+# compares with the plain forms).
+
+_FLOAT32, _FLOAT64 = torch.float32, torch.float64
+
+
+def _constants_ok(like: Tensor) -> bool:
+    """Whether the fast paths apply to ``like``: a plain float32 or float64 CPU tensor, eager.
+
+    Not while ``torch.compile`` traces (numbers are constants of the graph there), nor for
+    tensor subclasses (the fake tensors of a tracer), other devices or other dtypes.
+    """
+    if type(like) is not Tensor or not like.is_cpu:
+        return False
+    dtype = like.dtype
+    return (dtype is _FLOAT32 or dtype is _FLOAT64) and not _is_compiling()
+
+
+@functools.lru_cache(maxsize=256)
+def _cpu_constant(value: float, dtype: torch.dtype) -> Tensor:
+    """``value`` as a 0-d CPU tensor of ``dtype`` (float32 or float64), made once.
+
+    An operation with a Python number wraps it in a new tensor on every call, which costs more
+    than the operation itself on a few numbers (about half of the division of ``[1, 10]``
+    scores by ``tau``). With a 0-d tensor of the same dtype the result is the same, bit for bit:
+    for float32 and float64 the number is converted to ``dtype`` either way (for float16 and
+    bfloat16 it is not: the operation runs in float32 with the unrounded number). Made outside
+    inference mode, so that autograd may save it whatever the mode of the first call; never
+    modified.
+    """
+    with torch.inference_mode(False):
+        return torch.tensor(value, dtype=dtype, device="cpu")
+
+
+@functools.cache
+def _open_bounds_cpu(dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """``(finfo.tiny, 1 - finfo.eps / 2)`` of ``dtype`` as :func:`_cpu_constant` tensors."""
+    finfo = torch.finfo(dtype)
+    return _cpu_constant(finfo.tiny, dtype), _cpu_constant(1.0 - finfo.eps / 2, dtype)
+
+
+def _clamp_open_(u: Tensor, fast: bool | None = None) -> Tensor:
+    """Clamp uniform draws ``u`` in place into ``[tiny, 1 - eps/2]``, strictly inside (0, 1).
+
+    ``tiny`` is the smallest positive normal number of ``u.dtype`` and ``1 - eps/2`` the largest
+    number below 1, so ``log(u)`` and ``log(1 - u)`` are finite (even if a generator returned
+    an exact 0 or 1). ``fast``: the value of :func:`_constants_ok` for ``u``, if the caller has
+    it already.
+    """
+    if fast if fast is not None else _constants_ok(u):
+        return u.clamp_(*_open_bounds_cpu(u.dtype))
+    finfo = torch.finfo(u.dtype)
+    return u.clamp_(min=finfo.tiny, max=1.0 - finfo.eps / 2)
+
+
 def _uniform_open(
     shape: tuple[int, ...],
     generator: torch.Generator | None,
     dtype: torch.dtype,
     device: torch.device | str | None,
 ) -> Tensor:
-    """Uniform draws clamped into ``[tiny, 1 - eps/2]``: strictly inside (0, 1) in ``dtype``.
+    """Uniform draws strictly inside (0, 1) in ``dtype``: ``[tiny, 1 - eps/2]``.
 
-    ``tiny`` is the smallest positive normal number and ``1 - eps/2`` the largest number below
-    1, so ``log(u)`` and ``log(1 - u)`` are always finite. Drawn on the generator's device and
-    moved to ``device`` (:func:`lib.rng.rand`).
+    Drawn on the generator's device and moved to ``device`` (:func:`lib.rng.rand`), then
+    clamped (:func:`_clamp_open_`), so ``log(u)`` and ``log(1 - u)`` are always finite.
     """
-    finfo = torch.finfo(dtype)
-    u = rng.rand(shape, generator=generator, dtype=dtype, device=device)
-    return u.clamp_(min=finfo.tiny, max=1.0 - finfo.eps / 2)
+    return _clamp_open_(rng.rand(shape, generator=generator, dtype=dtype, device=device))
 
 
-def _uniform_open_like(like: Tensor, generator: torch.Generator | None) -> Tensor:
+def _uniform_open_like(
+    like: Tensor, generator: torch.Generator | None, fast: bool | None = None
+) -> Tensor:
     """``_uniform_open(like.shape, generator, like.dtype, like.device)``, the same numbers.
 
     :func:`lib.rng.rand_like` is what ``torch.rand`` runs, minus the parsing of a shape, dtype
-    and device (several microseconds per call, which dominate for small tensors).
+    and device (several microseconds per call, which dominate for small tensors). ``fast``: the
+    value of ``_constants_ok(like)``, if the caller has it already.
     """
-    finfo = torch.finfo(like.dtype)
-    u = rng.rand_like(like, generator=generator)
-    return u.clamp_(min=finfo.tiny, max=1.0 - finfo.eps / 2)
+    return _clamp_open_(rng.rand_like(like, generator=generator), fast)
 
 
 def sample_gumbel(
@@ -161,6 +220,13 @@ def gumbel_max_sample(
     Returns:
         LongTensor of indices in ``[0, K)`` with the shape of ``logits`` minus ``dim``.
 
+    Raises:
+        TypeError, ValueError: with validation on (the default, see
+            :func:`lib.set_default_validate_args`), for logits that are not a floating tensor,
+            a bad ``dim`` or ``generator``, or logits with NaN, ``+inf`` or an all ``-inf``
+            slice (their values are read once, which waits for the device). With validation
+            off nothing is checked.
+
     Example:
         >>> logits = torch.log(torch.tensor([0.1, 0.2, 0.7]))
         >>> gumbel_max_sample(logits.expand(5, 3), generator=torch.Generator().manual_seed(0))
@@ -169,8 +235,9 @@ def gumbel_max_sample(
     Reference:
         Maddison, Tarlow, Minka (2014), *A* Sampling*, NeurIPS.
     """
-    check_logits(logits, dim=dim)
-    check_generator(generator, like=logits)
+    if _validation._validate_args:  # off: the caller vouches for the arguments (a hot path)
+        check_logits(logits, dim=dim)
+        check_generator(generator, like=logits)
     u = _uniform_open_like(logits, generator)
     # logits - log(-log u) equals logits + sample_gumbel(...) bit for bit (a - b == a + (-b)
     # in IEEE arithmetic), with one pass over the noise fewer
@@ -196,7 +263,8 @@ def gumbel_topk_sample(
     Args:
         logits: floating tensor of shape ``[..., K]`` (categories along ``dim``).
         k: number of distinct categories to draw, ``1 <= k <= K``; every slice needs at
-            least ``k`` finite logits (``-inf`` entries can never be drawn).
+            least ``k`` finite logits (``-inf`` entries can never be drawn; checked with
+            validation on, see :func:`lib.set_default_validate_args`).
         dim: the category dimension.
         generator: optional ``torch.Generator`` on the CPU or on the logits' device.
 
@@ -216,6 +284,16 @@ def gumbel_topk_sample(
     n_categories = logits.shape[dim]
     k = check_int(k, "k", min_value=1, max_value=n_categories)
     check_generator(generator, like=logits)
+    if validating():
+        _check_enough_finite(logits, k, dim)
+    noise = sample_gumbel(
+        logits.shape, generator=generator, dtype=logits.dtype, device=logits.device
+    )
+    return torch.topk(logits.detach() + noise, k, dim=dim, largest=True, sorted=True).indices
+
+
+def _check_enough_finite(logits: Tensor, k: int, dim: int) -> None:
+    """ValueError unless every slice of ``logits`` along ``dim`` has ``k`` finite entries."""
     n_finite = torch.isfinite(logits).sum(dim=dim)
     if bool((n_finite < k).any()):
         raise ValueError(
@@ -223,10 +301,6 @@ def gumbel_topk_sample(
             f"(min {int(n_finite.min())} in some slice along dim={dim}); -inf categories "
             f"cannot be drawn, so lower k or unmask more categories"
         )
-    noise = sample_gumbel(
-        logits.shape, generator=generator, dtype=logits.dtype, device=logits.device
-    )
-    return torch.topk(logits.detach() + noise, k, dim=dim, largest=True, sorted=True).indices
 
 
 def _gumbel_z(x: Tensor, loc: float | Tensor, scale: float | Tensor) -> Tensor:
@@ -237,7 +311,7 @@ def _gumbel_z(x: Tensor, loc: float | Tensor, scale: float | Tensor) -> Tensor:
         loc = check_real(loc, "loc")
     if isinstance(scale, Tensor):
         check_tensor(scale, "scale")
-        if not bool((scale > 0).all()) or not bool(torch.isfinite(scale).all()):
+        if validating() and not bool(((scale > 0) & torch.isfinite(scale)).all()):
             raise ValueError(f"scale must be finite and > 0 everywhere (got {scale.detach()})")
     else:
         scale = check_real(scale, "scale", gt=0.0)
@@ -252,7 +326,8 @@ def gumbel_cdf(x: Tensor, loc: float | Tensor = 0.0, scale: float | Tensor = 1.0
     Args:
         x: floating tensor of any shape ``[...]``.
         loc: location :math:`\mu` (float or tensor broadcastable with ``x``).
-        scale: scale :math:`\beta > 0` (float or tensor broadcastable with ``x``).
+        scale: scale :math:`\beta > 0` (float or tensor broadcastable with ``x``; a tensor's
+            values are checked with validation on, see :func:`lib.set_default_validate_args`).
 
     Returns:
         Tensor of broadcast shape with values in ``[0, 1]``.
@@ -278,7 +353,8 @@ def gumbel_log_prob(
     Args:
         x: floating tensor of any shape ``[...]``.
         loc: location :math:`\mu` (float or tensor broadcastable with ``x``).
-        scale: scale :math:`\beta > 0` (float or tensor broadcastable with ``x``).
+        scale: scale :math:`\beta > 0` (float or tensor broadcastable with ``x``; a tensor's
+            values are checked with validation on, see :func:`lib.set_default_validate_args`).
 
     Returns:
         Tensor of broadcast shape (``-inf`` far in the left tail, where the density underflows).

@@ -45,7 +45,14 @@ import torch
 from torch import Tensor
 
 from lib import rng
-from lib._validation import check_callable, check_int, check_logits, check_tau, type_name
+from lib._validation import (
+    check_callable,
+    check_int,
+    check_logits,
+    check_tau,
+    type_name,
+    validating,
+)
 from lib.compare import BernoulliProblem, get_estimator, line_style, measure
 from lib.relaxed import gumbel_softmax
 from lib.temperature import temperature_experiment
@@ -272,8 +279,10 @@ def temperature_figure(
     does not move at all. The button of the figure steps through the sets.
 
     Args:
-        logits: the first set's scores ``[K]`` (e.g. the ipywidgets explorer's
-            ``explorer.logits``); default: standard normal scores drawn from ``seed``.
+        logits: the first set's finite scores ``[K]`` (e.g. the ipywidgets explorer's
+            ``explorer.logits``; finiteness is checked with validation on, see
+            :func:`lib.set_default_validate_args`); default: standard normal scores drawn from
+            ``seed``.
         n_sets: number of sets of scores, ``1 <= n_sets <= 20``; the sets after the first
             are standard normal scores drawn from ``seed``.
         n_categories: ``K`` when ``logits`` is None, ``2 <= K <= 20``.
@@ -302,7 +311,7 @@ def temperature_figure(
     else:
         check_logits(logits)
         if logits.dim() != 1 or not 2 <= logits.numel() <= 20 \
-                or not bool(torch.isfinite(logits).all()):
+                or (validating() and not bool(torch.isfinite(logits).all())):
             raise ValueError(
                 f"logits must be a 1-D tensor of 2 to 20 finite scores, got shape "
                 f"{tuple(logits.shape)}"
@@ -433,7 +442,8 @@ def estimator_playground(
     ``seed``, so a result does not depend on which others were computed.
 
     Args:
-        presets: logits ``(l1, l2)`` to choose from (1 to 6 pairs of finite numbers).
+        presets: logits ``(l1, l2)`` to choose from (1 to 6 pairs of finite numbers;
+            finiteness is checked with validation on).
         costs: key -> (formula shown to the reader, cost function mapping samples
             ``[..., 2]`` to costs ``[...]``; it must accept relaxed values in [0, 1]);
             default :data:`PLAYGROUND_COSTS`. The exact gradient must not vanish.
@@ -464,7 +474,7 @@ def estimator_playground(
     for p in presets:
         t = torch.as_tensor(p, dtype=torch.float64, device="cpu") \
             if not isinstance(p, Tensor) else p.detach().to("cpu", torch.float64)
-        if t.shape != (2,) or not bool(torch.isfinite(t).all()):
+        if t.shape != (2,) or (validating() and not bool(torch.isfinite(t).all())):
             raise ValueError(f"each preset must be 2 finite logits (l1, l2), got {p!r}")
         logits_list.append(t)
     if not 1 <= len(costs) <= 6:

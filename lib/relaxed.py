@@ -22,7 +22,9 @@ import math
 import torch
 from torch import Tensor
 
+from lib import _validation, rng
 from lib._validation import (
+    _is_compiling,
     broadcast_shapes,
     check_bool,
     check_dim,
@@ -30,9 +32,18 @@ from lib._validation import (
     check_logits,
     check_tau,
     check_tensor,
+    validating,
 )
 from lib.estimators import straight_through
-from lib.gumbel import _uniform_open, _uniform_open_like, sample_gumbel
+from lib.gumbel import (
+    _FLOAT32,
+    _FLOAT64,
+    _clamp_open_,
+    _cpu_constant,
+    _open_bounds_cpu,
+    _uniform_open,
+    sample_gumbel,
+)
 
 __all__ = [
     "concrete_log_prob",
@@ -72,11 +83,20 @@ def gumbel_softmax(
         hard: return the straight-through one-hot sample instead of the relaxed one.
         dim: the category dimension.
         generator: optional ``torch.Generator`` on the CPU or on the logits' device (numbers
-            drawn on the generator's device, see :mod:`lib.rng`).
+            drawn on the generator's device, see :mod:`lib.rng`). Under ``torch.compile``
+            leave it None and seed with ``torch.manual_seed``: a generator cannot be traced.
 
     Returns:
         Tensor of the shape and dtype of ``logits``: points of the simplex along ``dim``
         (one-hot vectors if ``hard``).
+
+    Raises:
+        TypeError, ValueError: with validation on (the default, see
+            :func:`lib.set_default_validate_args`), for arguments of the wrong type, shape or
+            value (:func:`lib._validation.check_logits`, ``check_tau``). The values of
+            ``logits`` are read once (NaN, ``+inf``, an all ``-inf`` slice), which waits for
+            the device, except while ``torch.compile`` traces. With validation off only
+            ``tau``'s type and shape are checked, and bad values give NaN.
 
     Example:
         >>> logits = torch.zeros(2, 3, requires_grad=True)
@@ -87,25 +107,42 @@ def gumbel_softmax(
     Reference:
         Jang, Gu, Poole (2017), ICLR; Maddison, Mnih, Teh (2017), ICLR.
     """
-    check_logits(logits, dim=dim)
-    tau = check_tau(tau, like=logits, dim=dim)
-    check_bool(hard, "hard")
-    check_generator(generator, like=logits)
-    u = _uniform_open_like(logits, generator)
+    if _validation._validate_args:  # off: the caller vouches for the arguments (a hot path)
+        check_logits(logits, dim=dim)
+        check_bool(hard, "hard")
+        check_generator(generator, like=logits)
+    tau = check_tau(tau, like=logits, dim=dim)  # always: it also converts tau
+    # lib.rng.rand_like and lib.gumbel._uniform_open_like written out: on a few numbers every
+    # Python call shows in the time. The same bits
+    if generator is None and logits.is_contiguous():
+        u = torch.rand_like(logits)
+    else:
+        u = rng.rand_like(logits, generator=generator)
+    dtype = logits.dtype
+    if (type(logits) is Tensor and logits.is_cpu and (dtype is _FLOAT32 or dtype is _FLOAT64)
+            and not _is_compiling()):  # lib.gumbel._constants_ok
+        # the lower bound only: PyTorch's CPU uniform_ draws k * 2**-digits with k < 2**digits,
+        # so u <= 1 - eps/2 already (tests/test_gumbel.py checks the grid)
+        u.clamp_min_(_open_bounds_cpu(dtype)[0])
+        if type(tau) is float:  # a cached 0-d tensor: the same bits, less fixed cost
+            tau = _cpu_constant(tau, dtype)
+    else:
+        _clamp_open_(u, False)
     # logits - log(-log u) equals logits + sample_gumbel(...) bit for bit (a - b == a + (-b)
     # in IEEE arithmetic), with one pass over the noise fewer
     perturbed = logits - u.log_().neg_().log_()
+    if hard:  # the argmax of the perturbed logits, before they are divided in place below
+        index = perturbed.detach().argmax(dim=dim, keepdim=True)
     if isinstance(tau, Tensor) and tau.requires_grad:
         # a learned temperature: keep masked (-inf) entries out of d/dtau, where -inf * 0 = NaN
         finite = torch.isfinite(perturbed)
         safe = torch.where(finite, perturbed, perturbed.new_zeros(()))
         scores = torch.where(finite, safe / tau, perturbed)
-    else:  # in place when perturbed is not needed for the argmax below (same values)
-        scores = perturbed / tau if hard else perturbed.div_(tau)
-    soft = torch.softmax(scores, dim=dim)
+    else:  # in place: the same values
+        scores = perturbed.div_(tau)
+    soft = scores.softmax(dim)
     if not hard:
         return soft
-    index = perturbed.detach().argmax(dim=dim, keepdim=True)
     # straight_through(one_hot, soft) in one pass instead of three (zeros, scatter, add):
     # soft - sg(soft) is exactly 0 and carries soft's gradient; adding 1.0 at the argmax makes
     # its value the one-hot vector bit for bit, and scatter_add_ passes the gradient unchanged
@@ -137,10 +174,18 @@ def relaxed_bernoulli(
         logits: finite floating tensor of any shape ``[...]``, one logit per variable.
         tau: temperature > 0: a float or a tensor broadcastable to ``logits``.
         hard: return the straight-through 0/1 sample instead of the relaxed one.
-        generator: optional ``torch.Generator`` on the CPU or on the logits' device.
+        generator: optional ``torch.Generator`` on the CPU or on the logits' device. Under
+            ``torch.compile`` leave it None and seed with ``torch.manual_seed``.
 
     Returns:
         Tensor of the shape and dtype of ``logits`` with values in [0, 1] ({0, 1} if ``hard``).
+
+    Raises:
+        TypeError, ValueError: with validation on (the default, see
+            :func:`lib.set_default_validate_args`), for arguments of the wrong type, shape or
+            value; the logits' values are read once (NaN, infinities), which waits for the
+            device, except while ``torch.compile`` traces. With validation off only ``tau``'s
+            type and shape are checked.
 
     Example:
         >>> logits = torch.tensor([-2.0, 0.0, 2.0], requires_grad=True)
@@ -151,10 +196,11 @@ def relaxed_bernoulli(
     Reference:
         Maddison, Mnih, Teh (2017), ICLR, section 3.3 (Binary Concrete).
     """
-    check_logits(logits, dim=None)
-    tau = check_tau(tau, like=logits)
-    check_bool(hard, "hard")
-    check_generator(generator, like=logits)
+    if _validation._validate_args:  # off: the caller vouches for the arguments (a hot path)
+        check_logits(logits, dim=None)
+        check_bool(hard, "hard")
+        check_generator(generator, like=logits)
+    tau = check_tau(tau, like=logits)  # always: it also converts tau
     u = _uniform_open(tuple(logits.shape), generator, logits.dtype, logits.device)
     noise = torch.log(u) - torch.log1p(-u)
     perturbed = logits + noise
@@ -187,7 +233,9 @@ def concrete_log_prob(
     are normal.
 
     Args:
-        y: floating tensor ``[..., n]``, strictly positive and summing to 1 along ``dim``.
+        y: floating tensor ``[..., n]``, strictly positive and summing to 1 along ``dim``
+            (checked with validation on, see :func:`lib.set_default_validate_args`, as the
+            values of ``logits`` and a tensor ``tau``).
         logits: floating tensor ``[..., n]``; leading dimensions broadcast with ``y``'s.
         tau: temperature > 0: a float, or a tensor broadcastable to the broadcast shape of
             ``y`` and ``logits`` with size 1 along ``dim``.
@@ -228,7 +276,7 @@ def concrete_log_prob(
         )
     dtype = torch.promote_types(y.dtype, logits.dtype)
     tau = check_tau(tau, like=torch.empty(shape, dtype=dtype, device="meta"), dim=dim)
-    if y.numel() > 0:
+    if y.numel() > 0 and validating():
         _check_simplex_point(y, dim)
     y = y.to(dtype)
     logits = logits.to(dtype)
@@ -288,7 +336,9 @@ def tempered_sample(
     below the float spacing of large logits at small ``tau`` and ties go to the first index).
 
     Args:
-        logits: floating tensor ``[..., K]`` (``-inf`` masks a category).
+        logits: floating tensor ``[..., K]`` (``-inf`` masks a category; NaN, ``+inf`` and all
+            ``-inf`` slices are refused with validation on, see
+            :func:`lib.set_default_validate_args`).
         tau: temperature > 0: a float, or a tensor broadcastable to ``logits`` with size 1
             along ``dim``.
         dim: the category dimension.

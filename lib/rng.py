@@ -162,13 +162,33 @@ def rand_like(like: Tensor, *, generator: torch.Generator | None = None) -> Tens
         >>> rand_like(torch.zeros(2, device="meta"), generator=torch.Generator()).device
         device(type='meta')
     """
-    # is_cpu first: CPU tensors (a CPU generator, or None) never need the device comparison
-    if generator is None or like.is_cpu or generator.device == like.device:
+    # one call instead of two (empty_like, uniform_) and no memory_format to parse where
+    # ``like`` is contiguous: the result is contiguous too, filled in the same order
+    if generator is None:
+        if like.is_contiguous():
+            return torch.rand_like(like)
+        return torch.empty_like(like, memory_format=torch.contiguous_format).uniform_()
+    # is_cpu first: CPU tensors (with a CPU generator) never need the device comparison
+    if like.is_cpu or generator.device == like.device:
+        if _RAND_LIKE_TAKES_GENERATOR and like.is_contiguous():
+            return torch.rand_like(like, generator=generator)
         return torch.empty_like(like, memory_format=torch.contiguous_format).uniform_(
             generator=generator
         )
     u = torch.empty(like.shape, dtype=like.dtype, device=generator.device)
     return u.uniform_(generator=generator).to(like.device)
+
+
+def _rand_like_takes_generator() -> bool:
+    """Whether ``torch.rand_like`` has a ``generator`` argument (recent torch; not 1.13)."""
+    try:
+        torch.rand_like(torch.empty(0, device="cpu"), generator=torch.Generator())
+    except TypeError:
+        return False
+    return True
+
+
+_RAND_LIKE_TAKES_GENERATOR = _rand_like_takes_generator()
 
 
 def randn(

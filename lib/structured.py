@@ -19,6 +19,10 @@ References:
     T. Hazan, T. Jaakkola (2012), *On the Partition Function and Random Maximum A-Posteriori
     Perturbations*, ICML.
     W. Kool, H. van Hoof, M. Welling (2019), *Stochastic Beams and Where to Find Them*, ICML.
+
+Validation: shapes and dtypes are always checked; the values (finite scores, 0/1 vectors,
+distinct indices in range) only with validation on (:func:`lib.set_default_validate_args`),
+as reading them waits for the device.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from lib._validation import check_int, check_logits, check_tensor
+from lib._validation import check_int, check_logits, check_tensor, validating
 from lib.estimators import enumerate_binary
 from lib.gumbel import sample_gumbel
 
@@ -56,7 +60,7 @@ def _check_chain(unary: Tensor, coupling: Tensor) -> tuple[Tensor, Tensor]:
             f"{tuple(coupling.shape)}"
         )
     for name, t in (("unary", unary), ("coupling", coupling)):
-        if not bool(torch.isfinite(t).all()):
+        if validating() and not bool(torch.isfinite(t).all()):
             raise ValueError(f"{name} must be finite everywhere")
     try:
         batch = torch.broadcast_shapes(unary.shape[:-1], coupling.shape[:-1])
@@ -81,7 +85,8 @@ def chain_score(z: Tensor, unary: Tensor, coupling: Tensor) -> Tensor:
 
     Args:
         z: tensor ``[..., n]`` of 0/1 values (any floating dtype).
-        unary: per-variable scores :math:`u`, shape ``[n]`` or broadcastable to ``[..., n]``.
+        unary: per-variable scores :math:`u`, shape ``[n]`` or broadcastable to ``[..., n]``;
+            finite (checked with validation on, as for ``coupling``).
         coupling: scores :math:`c` of neighbouring pairs, shape ``[n - 1]`` or broadcastable.
 
     Returns:
@@ -116,7 +121,8 @@ def chain_map(unary: Tensor, coupling: Tensor) -> Tensor:
     noise is added) go to the lower state.
 
     Args:
-        unary: per-variable scores, shape ``[..., n]``.
+        unary: per-variable scores, shape ``[..., n]``; finite (checked with validation on, as
+            for ``coupling``).
         coupling: pair scores, shape ``[..., n - 1]`` (batch dimensions broadcast with
             ``unary``'s).
 
@@ -170,7 +176,8 @@ def perturb_and_map_chain(
     Jaakkola 2012). Compare with :func:`chain_log_probs` to see the gap.
 
     Args:
-        unary: per-variable scores, shape ``[..., n]``.
+        unary: per-variable scores, shape ``[..., n]``; finite (checked with validation on, as
+            for ``coupling``).
         coupling: pair scores, shape ``[..., n - 1]``.
         n_samples: number of samples, ``>= 1``.
         generator: optional ``torch.Generator`` on the CPU or on the scores' device.
@@ -203,7 +210,8 @@ def chain_log_probs(unary: Tensor, coupling: Tensor) -> Tensor:
     .. math:: \log p(z) = s(z) - \log \sum_{z'} e^{s(z')}.
 
     Args:
-        unary: per-variable scores, shape ``[..., n]`` with ``n <= 20``.
+        unary: per-variable scores, shape ``[..., n]`` with ``n <= 20``; finite (checked with
+            validation on, as for ``coupling``).
         coupling: pair scores, shape ``[..., n - 1]``.
 
     Returns:
@@ -227,7 +235,8 @@ def binary_index(z: Tensor) -> Tensor:
     .. math:: j(z) = \sum_{i=1}^{n} z_i \, 2^{n - i}\quad\text{(most significant bit first).}
 
     Args:
-        z: tensor ``[..., n]`` of 0/1 values (any dtype), ``n <= 62``.
+        z: tensor ``[..., n]`` of 0/1 values (any dtype), ``n <= 62`` (the values are checked
+            with validation on).
 
     Returns:
         LongTensor ``[...]``.
@@ -239,7 +248,7 @@ def binary_index(z: Tensor) -> Tensor:
     check_tensor(z, "z", floating=False)
     if z.dim() == 0 or not 1 <= z.shape[-1] <= 62:
         raise ValueError(f"z must have shape [..., n] with 1 <= n <= 62, got {tuple(z.shape)}")
-    if not bool(((z == 0) | (z == 1)).all()):
+    if validating() and not bool(((z == 0) | (z == 1)).all()):
         raise ValueError("z must contain only 0 and 1")
     n = z.shape[-1]
     weights = 2 ** torch.arange(n - 1, -1, -1, device=z.device)
@@ -260,7 +269,8 @@ def without_replacement_log_prob(logits: Tensor, draws: Tensor) -> Tensor:
     Args:
         logits: floating tensor ``[..., K]``; ``-inf`` marks a category that is never drawn.
         draws: integer tensor ``[..., k]`` of distinct indices in ``[0, K)``, ``1 <= k <= K``;
-            its batch dimensions broadcast with those of ``logits``.
+            its batch dimensions broadcast with those of ``logits`` (the indices are checked
+            with validation on).
 
     Returns:
         Tensor ``[...]`` (the broadcast batch shape): :math:`\log P` (``-inf`` if a drawn
@@ -284,11 +294,13 @@ def without_replacement_log_prob(logits: Tensor, draws: Tensor) -> Tensor:
             f"draws must have shape [..., k] with 1 <= k <= K = {n_categories}, got "
             f"{tuple(draws.shape)}"
         )
-    if bool(((draws < 0) | (draws >= n_categories)).any()):
-        raise ValueError(f"draws must be indices in [0, {n_categories})")
-    sorted_draws = draws.sort(dim=-1).values
-    if bool((sorted_draws[..., 1:] == sorted_draws[..., :-1]).any()):
-        raise ValueError("draws must not repeat a category within one draw (no replacement)")
+    if validating():
+        if bool(((draws < 0) | (draws >= n_categories)).any()):
+            raise ValueError(f"draws must be indices in [0, {n_categories})")
+        sorted_draws = draws.sort(dim=-1).values
+        if bool((sorted_draws[..., 1:] == sorted_draws[..., :-1]).any()):
+            raise ValueError(
+                "draws must not repeat a category within one draw (no replacement)")
     try:
         batch = torch.broadcast_shapes(logits.shape[:-1], draws.shape[:-1])
     except RuntimeError:

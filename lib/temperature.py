@@ -41,6 +41,7 @@ from lib._validation import (
     check_tau,
     check_tensor,
     type_name,
+    validating,
 )
 from lib.relaxed import gumbel_softmax, tempered_sample
 
@@ -68,6 +69,8 @@ def _check_probs(p: Tensor, name: str) -> Tensor:
     check_tensor(p, name)
     if p.dim() != 1 or p.numel() == 0:
         raise ValueError(f"{name} must be a non-empty 1-D tensor [K], got shape {tuple(p.shape)}")
+    if not validating():
+        return p.double()
     if not bool(torch.isfinite(p).all()) or not bool((p >= 0).all()):
         raise ValueError(f"{name} must be finite and >= 0, got {p.tolist()}")
     if abs(float(p.double().sum()) - 1.0) > 1e-6:
@@ -122,8 +125,10 @@ def expected_empirical_tv(probs: Tensor, reference: Tensor, n_samples: int) -> f
     ``reference`` far from ``probs`` it approaches :math:`\mathrm{TV}(p, q)`.
 
     Args:
-        probs: probabilities ``[K]`` the draws come from.
-        reference: probabilities ``[K]`` the empirical distribution is compared with.
+        probs: probabilities ``[K]`` the draws come from (finite, >= 0, summing to 1: checked
+            with validation on, see :func:`lib.set_default_validate_args`).
+        reference: probabilities ``[K]`` the empirical distribution is compared with (as
+            ``probs``).
         n_samples: number of draws ``n >= 1``.
 
     Returns:
@@ -308,7 +313,8 @@ def temperature_experiment(
     are in float64; the samples are drawn on the logits' device, the results are on the CPU.
 
     Args:
-        logits: floating tensor ``[K]`` of finite scores, ``K >= 2``.
+        logits: floating tensor ``[K]`` of finite scores, ``K >= 2`` (the values are checked
+            with validation on, see :func:`lib.set_default_validate_args`).
         taus: temperatures > 0 (a sequence of floats, or one float).
         n_samples: draws per temperature and quantity.
         generator: optional ``torch.Generator`` on the CPU or on the logits' device.
@@ -331,7 +337,7 @@ def temperature_experiment(
         raise ValueError(
             f"logits must be a 1-D tensor of K >= 2 scores, got shape {tuple(logits.shape)}"
         )
-    if not bool(torch.isfinite(logits).all()):
+    if validating() and not bool(torch.isfinite(logits).all()):
         raise ValueError("logits must be finite in the temperature experiment (no -inf masks)")
     taus = _check_taus(taus)
     n = check_int(n_samples, "n_samples", min_value=1)

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from lib import rng
-from lib._validation import check_int, check_logits, check_tau
+from lib._validation import check_int, check_logits, check_tau, validating
 from lib.temperature import TemperatureExperiment, plot_temperature_grid, temperature_experiment
 
 __all__ = ["TemperatureExplorer", "temperature_explorer"]
@@ -105,8 +105,9 @@ def temperature_explorer(
     Gumbel-softmax vector, each with its TV distance (see :mod:`lib.temperature`).
 
     Args:
-        logits: initial scores ``[K]`` (default: ``n_categories`` standard normal scores
-            drawn with ``seed``).
+        logits: initial finite scores ``[K]`` (finiteness is checked with validation on, see
+            :func:`lib.set_default_validate_args`; default: ``n_categories`` standard normal
+            scores drawn with ``seed``).
         n_categories: number of categories of the random scores, ``>= 2``.
         n_samples: samples per panel.
         tau: initial temperature, in [0.001, 100].
@@ -132,7 +133,8 @@ def temperature_explorer(
                            dtype=torch.float64)
     else:
         check_logits(logits)
-        if logits.dim() != 1 or logits.numel() < 2 or not bool(torch.isfinite(logits).all()):
+        if logits.dim() != 1 or logits.numel() < 2 \
+                or (validating() and not bool(torch.isfinite(logits).all())):
             raise ValueError(
                 f"logits must be a 1-D tensor of K >= 2 finite scores, got shape "
                 f"{tuple(logits.shape)}"

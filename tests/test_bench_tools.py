@@ -9,6 +9,7 @@ import csv
 import pytest
 import torch
 
+import lib
 from lib.estimators import exact_gradient_bernoulli
 from tools import bench
 
@@ -40,13 +41,25 @@ def test_time_interleaved_alternates_and_orders_costs(one_thread):
 
 def test_gumbel_softmax_rows(one_thread):
     rows = bench.bench_gumbel_softmax(TINY, bench.QUICK)
-    assert [r.mode for r in rows] == [
-        "forward (soft)", "forward + backward (soft)", "forward (hard)",
-        "forward + backward (hard)"]
-    assert [r.target for r in rows] == [1.0, 0.75, 1.0, 0.75]
+    passes = ["forward (soft)", "forward + backward (soft)", "forward (hard)",
+              "forward + backward (hard)"]
+    assert [r.mode for r in rows] == passes + [p + ", validation off" for p in passes]
+    assert [r.target for r in rows] == [1.0, 0.75] * 4
     assert all(r.ok and r.ratio > 0 and r.case == "2 x 3" for r in rows)
     table = bench.comparison_table(rows)
     assert len(table) == 2 + len(rows) and "`F.gumbel_softmax`" in table[2]
+    assert lib.get_default_validate_args()  # the timing with validation off restored it
+
+
+def test_gumbel_softmax_targets():
+    """Issue 15 at 1 x 10: 1x with validation off, 1.5x on, both passes; issue 9 above."""
+    off = bench.VALIDATION_OFF
+    assert [bench.gumbel_softmax_target((1, 10), m) for m in (
+        "forward (soft)", "forward + backward (hard)", "forward (hard)" + off,
+        "forward + backward (soft)" + off)] == [1.5, 1.5, 1.0, 1.0]
+    assert [bench.gumbel_softmax_target((1024, 10), m) for m in (
+        "forward (soft)", "forward + backward (hard)", "forward (hard)" + off,
+        "forward + backward (soft)" + off)] == [1.0, 0.75, 1.0, 0.75]
 
 
 def test_targets_summary_lists_misses_and_explains_tiny_ones():
@@ -153,7 +166,9 @@ def test_main_quick_writes_the_report(tmp_path, one_thread):
     assert "## Exact gradient" in text and "## Categorical sampling" not in text
     with open(tmp_path / "benchmark.csv") as handle:
         table = list(csv.DictReader(handle))
-    assert len(table) == 8 and {row["section"] for row in table} == {"gumbel_softmax"}
+    # 2 sizes x 4 passes x validation on and off
+    assert len(table) == 16 and {row["section"] for row in table} == {"gumbel_softmax"}
+    assert sum(row["mode"].endswith(", validation off") for row in table) == 8
     assert all(float(row["ratio_cpu"]) > 0 for row in table)
     with open(tmp_path / "benchmark_estimators.csv") as handle:
         assert [row["n"] for row in csv.DictReader(handle)] == ["2", "4", "6"]

@@ -5,8 +5,8 @@ import importlib
 
 import pytest
 
-CORE_MODULES = ["lib.gumbel", "lib.relaxed", "lib.estimators", "lib.schedules", "lib.utils",
-                "lib.compare", "lib.rng", "lib.interactive"]
+CORE_MODULES = ["lib._validation", "lib.gumbel", "lib.relaxed", "lib.estimators",
+                "lib.schedules", "lib.utils", "lib.compare", "lib.rng", "lib.interactive"]
 
 
 @pytest.mark.parametrize("name", CORE_MODULES)

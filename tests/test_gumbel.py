@@ -67,6 +67,19 @@ def test_sample_gumbel_finite_at_uniform_extremes(monkeypatch, dtype, value):
     assert torch.isfinite(gumbel_max_sample(torch.zeros(3, dtype=dtype)).float()).all()
 
 
+@pytest.mark.parametrize(("dtype", "digits"), [(torch.float32, 24), (torch.float64, 53)])
+def test_cpu_uniform_draws_lie_on_the_grid_below_one(dtype, digits):
+    """lib.relaxed.gumbel_softmax's fast path clamps CPU uniforms from below only, because
+    PyTorch's CPU uniform_ draws k * 2**-digits with an integer 0 <= k < 2**digits, whose
+    largest value is 1 - eps/2. If a PyTorch release drew otherwise (a 32-bit integer scaled
+    to float32 can round up to 1.0), these draws would show it: off-grid values appear at once."""
+    assert 1.0 - torch.finfo(dtype).eps / 2 == 1.0 - 2.0**-digits
+    for shape in ((1_000_000,), (7, 10)):  # the vectorised loop and a short tail
+        u = torch.rand(shape, generator=gen(0), dtype=dtype).double()
+        k = u * 2.0**digits  # exact in float64 for both dtypes (53 digits)
+        assert torch.equal(k, k.floor()) and float(u.max()) <= 1.0 - 2.0**-digits
+
+
 def test_gumbel_cdf_and_log_prob_match_scipy():
     x = torch.linspace(-4, 12, 101, dtype=torch.float64)
     for loc, scale in [(0.0, 1.0), (1.5, 2.0), (-3.0, 0.25)]:

@@ -10,6 +10,7 @@ import scipy.stats
 import torch
 from torch.distributions import RelaxedBernoulli, RelaxedOneHotCategorical
 
+import lib.relaxed
 from lib.relaxed import concrete_log_prob, gumbel_softmax, relaxed_bernoulli, tempered_sample
 from tests._helpers import P_MIN, assert_close, assert_counts_match, gen
 
@@ -37,6 +38,37 @@ def test_gumbel_softmax_matches_its_formula_computed_independently():
     expected = scipy.special.softmax((logits.numpy() + g) / 0.7, axis=-1)
     actual = gumbel_softmax(logits, 0.7, generator=gen(3))
     np.testing.assert_allclose(actual.numpy(), expected, rtol=1e-12)
+
+
+def _sample_and_grad(logits, tau, hard, seed, **kwargs):
+    leaf = logits.clone().requires_grad_(True)
+    y = gumbel_softmax(leaf, tau, hard=hard, generator=gen(seed) if seed is not None else None,
+                       **kwargs)
+    weights = torch.linspace(-1.0, 2.0, y.shape[-1], dtype=y.dtype)
+    (grad,) = torch.autograd.grad((y * weights).sum(), leaf)
+    return y.detach(), grad
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("tau", [0.5, 0.3, 2.7])
+@pytest.mark.parametrize("hard", [False, True])
+def test_gumbel_softmax_fast_path_gives_the_same_bits(monkeypatch, dtype, tau, hard):
+    """The fast path for plain float32/float64 CPU tensors (cached 0-d tensors instead of
+    Python numbers, the lower clamp only, torch.rand_like) against the general path, which
+    torch.compile and other devices take: the same samples and gradients, bit for bit."""
+    cases = [(torch.randn(1, 10, generator=gen(6), dtype=dtype), -1, 0),
+             (torch.randn(64, 7, generator=gen(7), dtype=dtype), -1, 1),
+             (torch.randn(5, 4, generator=gen(8), dtype=dtype).t(), 0, 2),  # non-contiguous
+             (torch.randn(3, dtype=dtype).expand(4, 3), -1, None)]  # default generator
+    fast = []
+    for logits, dim, seed in cases:
+        torch.manual_seed(9)
+        fast.append(_sample_and_grad(logits, tau, hard, seed, dim=dim))
+    monkeypatch.setattr(lib.relaxed, "_is_compiling", lambda: True)  # the general path
+    for (logits, dim, seed), (y, grad) in zip(cases, fast):
+        torch.manual_seed(9)
+        y_general, grad_general = _sample_and_grad(logits, tau, hard, seed, dim=dim)
+        assert torch.equal(y, y_general) and torch.equal(grad, grad_general)
 
 
 def test_soft_sample_distribution_matches_relaxed_one_hot_categorical():
