@@ -251,6 +251,9 @@ class SequencePolicy:
         if rewards.dim() < 1 or rewards.shape[0] != m:
             raise ValueError(f"rewards must give one value per sequence of outcomes(), shape "
                              f"[M = {m}, ...] broadcastable to {shape}, got {tuple(rewards.shape)}")
+        extra = len(self.batch_shape) - (rewards.dim() - 1)  # [M, *b]: b aligns on the right
+        if extra > 0:
+            rewards = rewards.reshape(m, *(1,) * extra, *rewards.shape[1:])
         try:
             return rewards.expand(shape)
         except RuntimeError:
