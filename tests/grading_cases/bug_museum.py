@@ -47,6 +47,12 @@ CASES = {
              "    return logits.reshape(x.shape[0], n_latents, -1)\n", "no gradient"),
             (_ENC + "    h = torch.relu(x @ w_hidden + b_hidden)\n"
              "    return h @ w_out + b_out\n", "shape"),
+            # hostile: the right values rebuilt outside autograd, with a fresh leaf's
+            # requires_grad so that it looks trainable
+            (_ENC + "    with torch.no_grad():\n"
+             "        h = torch.relu(x @ w_hidden + b_hidden)\n"
+             "        logits = (h @ w_out + b_out).reshape(x.shape[0], n_latents, -1)\n"
+             "    return logits.clone().requires_grad_()\n", "no gradient"),
         ],
     },
     "q2": {
@@ -94,6 +100,11 @@ CASES = {
              "    q = D.Categorical(logits=logits)\n"
              "    u = D.Categorical(logits=torch.zeros_like(logits))\n"
              "    return _kl(q, u).sum(-1)\n", "not allowed"),
+            # hostile: the right values from NumPy, wrapped in a tensor that requires grad
+            (_KL + "    x = logits.detach().numpy()\n"
+             "    log_q = x - np.log(np.exp(x).sum(-1, keepdims=True))\n"
+             "    kl = (np.exp(log_q) * (log_q + np.log(x.shape[-1]))).sum((-1, -2))\n"
+             "    return torch.tensor(kl, requires_grad=True)\n", "no gradient reaches"),
         ],
     },
     "q3": {
@@ -150,6 +161,11 @@ CASES = {
             (_EMA + "    new = decay * rewards.mean() + (1 - decay) * baseline\n"
              "    return rewards - baseline, new\n", "swapped"),
             (_EMA + "    return rewards - baseline, baseline\n", "never moves"),
+            # hostile: its own global running average instead of the baseline passed in
+            ("_state = {'b': 0.0}\n"
+             + _EMA + "    adv = rewards - _state['b']\n"
+             "    _state['b'] = decay * _state['b'] + (1 - decay) * float(rewards.mean())\n"
+             "    return adv, _state['b']\n", "with decay 0.5"),
             (_EMA + "    new = decay * baseline + (1 - decay) * rewards.mean()\n"
              "    return rewards - rewards.mean(), new\n", "moving average of the earlier"),
             # in-place edits of the caller's tensors (hostile to a grader that reuses them)
@@ -189,6 +205,10 @@ CASES = {
             (_ST + "    hard = F.one_hot(soft.argmax(-1), soft.shape[-1]).to(soft.dtype)\n"
              "    s = torch.softmax(soft, -1)\n"
              "    return hard - s.detach() + s\n", "not the identity"),
+            # hostile: the one-hot sample as a new leaf that requires grad
+            (_ST + "    idx = soft.detach().argmax(-1)\n"
+             "    return F.one_hot(idx, soft.shape[-1]).to(soft.dtype).requires_grad_()\n",
+             "no gradient"),
         ],
     },
     "q6": {
@@ -215,6 +235,12 @@ CASES = {
             # the temperature applied to the logits of the categorical itself
             (_SL + "    return F.gumbel_softmax(torch.log(probs) / tau, tau=tau, hard=True)\n",
              "more than sampling noise"),
+            # hostile: a deterministic low-discrepancy rule that matches the frequencies
+            (_SL + "    n = probs.shape[0]\n"
+             "    u = (torch.arange(n, dtype=probs.dtype) * 0.6180339887) % 1.0\n"
+             "    idx = (probs.detach().cumsum(-1) < u[:, None]).sum(-1)\n"
+             "    hard = F.one_hot(idx.clamp(max=probs.shape[1] - 1), probs.shape[1])\n"
+             "    return hard.to(probs.dtype) + probs - probs.detach()\n", "not random"),
         ],
     },
     "q7": {

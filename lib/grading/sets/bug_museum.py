@@ -488,12 +488,15 @@ def q6(sample_latent):
                       f"{values.shape}; return one one-hot sample per row.")
     w = torch.linspace(-1.0, 1.0, probs.shape[1], dtype=torch.float64)
     (grad,) = _grad_or_none((out.double() * w).sum(), [probs])
+    again = as_float_array(sample_latent(probs, 0.5), "your second samples")
     rounded = values.round()  # hard + soft - soft.detach() is one-hot up to rounding
     return {"values": rounded.reshape(len(Q6_PROBS), Q6_REPEATS, -1).mean(1),
             "one_hot": bool(np.all(np.abs(values - rounded) < 1e-6)
                             and np.all((rounded == 0) | (rounded == 1))
                             and np.all(rounded.sum(-1) == 1)),
-            "grad_ok": grad is not None and bool(np.all(np.isfinite(grad)) and np.any(grad))}
+            "grad_ok": grad is not None and bool(np.all(np.isfinite(grad)) and np.any(grad)),
+            # a second call on the same probs: 12,000 fresh draws cannot all repeat the first
+            "repeats": again.shape == values.shape and bool(np.array_equal(again, values))}
 
 
 def _q6_z(freq: np.ndarray, p: np.ndarray) -> float:
@@ -507,6 +510,10 @@ def _(data):
         raise Mistake("Your samples are not one-hot vectors: the original returned a hard "
                       "sample in the forward pass (hard=True); keep that.")
     freq = data["values"]
+    if data["repeats"]:
+        raise Mistake("A second call on the same probabilities returned exactly the same "
+                      "samples: your sampler is not random (a deterministic rule can match the "
+                      "frequencies, but each call must draw fresh samples).")
     if _q6_z(freq, Q6_PROBS) <= Q6_Z:
         if not data["grad_ok"]:
             raise Mistake("Your samples have the right distribution, but no (finite) gradient "
