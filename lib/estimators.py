@@ -984,6 +984,15 @@ def _conditional_logistic(logits: Tensor, hard: Tensor, generator: torch.Generat
     return sign * (torch.log1p(-torch.exp(log_w + log_p)) - log_w - log_p)
 
 
+def _generator_seeded_by(u: Tensor) -> torch.Generator:
+    """A CPU generator seeded by a hash of the values of ``u`` (reads them: waits for a GPU)."""
+    import hashlib
+
+    data = u.detach().to("cpu", torch.float64).contiguous().numpy().tobytes()
+    seed = int.from_bytes(hashlib.sha256(data).digest()[:8], "little") >> 1
+    return torch.Generator().manual_seed(seed)
+
+
 @register_estimator(
     "gumbel_rao", unbiased=False, label="Gumbel-Rao", params={"tau": 1.0, "n_conditional": 10},
     description="hard sample forward; the relaxed gradient averaged over n_conditional "
@@ -1012,8 +1021,11 @@ def _gumbel_rao(node, cost, n_samples, generator, tau, n_conditional):
         n_conditional: K, draws of the conditional noise per sample (an int >= 1). The cost
             is still evaluated once per sample.
 
-    The exact samples come through the node (so ``fixed_uniforms`` fix them); the conditional
-    noise is drawn from ``generator``.
+    The exact samples come through the node; the conditional noise is drawn from
+    ``generator``, except for a node with ``fixed_uniforms``: then it is drawn from a CPU
+    generator seeded by a hash of those uniforms, so that the estimate is a function of them
+    alone (nodes that share the uniforms share the conditional noise too, and ``generator``
+    is left untouched, as with every estimator).
 
     Reference:
         M. B. Paulus, C. J. Maddison, A. Krause (2021), *Rao-Blackwellizing the Straight-Through
@@ -1021,6 +1033,8 @@ def _gumbel_rao(node, cost, n_samples, generator, tau, n_conditional):
     """
     n_conditional = check_int(n_conditional, "n_conditional", min_value=1)
     hard = node.sample(n_samples, generator)  # [S, *shape]
+    if node.fixed_uniforms is not None:
+        generator = _generator_seeded_by(node.fixed_uniforms)
     logits = node._expand(n_samples)
     repeated = logits.detach().expand(n_conditional, *logits.shape)  # [K, S, *shape]
     if node.kind == "categorical":
