@@ -1066,7 +1066,8 @@ def _reinmax(node, cost, n_samples, generator, tau):
               \Big(2\,J(\pi_{1/2}) - \tfrac12\,J(\pi)\Big),
 
     where ``straight_through`` uses :math:`J(\pi)`. For linear and quadratic costs of a single
-    categorical its expectation is the exact gradient at ``tau=1`` (Liu et al., theorem 3.1);
+    categorical its expectation is the exact gradient at ``tau=1`` (Heun's method is exact for
+    quadratics; Liu et al. show the second-order accuracy);
     not in general. It needs no relaxed sample: ``tau`` only enters :math:`\pi_{1/2}`. This is
     the ``reinmax`` package's backward pass (``ReinMax_Auto``, checked against it in
     tests/test_fixing_straight_through.py). A Bernoulli node is a categorical over

@@ -267,7 +267,7 @@ def test_reinmax_bernoulli_is_the_two_category_categorical():
 
 
 def test_reinmax_is_exact_for_a_quadratic_at_tau_one_but_not_for_other_costs():
-    # Liu et al.'s theorem 3.1: second-order accuracy, so no bias for a quadratic cost of one
+    # Liu et al.: second-order (Heun) accuracy, so no bias for a quadratic cost of one
     # categorical at tau = 1 (z-test, 4 SE on every coordinate; resolution: |bias| about 2
     # SE, printed by measure as bias_noise); the exp and quartic costs show a bias of many SE
     for cost_name, unbiased in [("square", True), ("exp", False), ("quartic", False)]:
