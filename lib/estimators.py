@@ -988,7 +988,7 @@ def _generator_seeded_by(u: Tensor) -> torch.Generator:
     """A CPU generator seeded by a hash of the values of ``u`` (reads them: waits for a GPU)."""
     import hashlib
 
-    data = u.detach().to("cpu", torch.float64).contiguous().numpy().tobytes()
+    data = u.detach().to(torch.float64).contiguous().cpu().numpy().tobytes()
     seed = int.from_bytes(hashlib.sha256(data).digest()[:8], "little") >> 1
     return torch.Generator().manual_seed(seed)
 
