@@ -11,7 +11,8 @@ JOBS ?= 1
 
 .PHONY: help install book student-book pdf test lint unit nbval exercises check-exercises \
         sync-setup grade autograder lab bench timings gpu-smoke clean constraints browser-deps \
-        pdf-deps sandbox-deps nbval-matrix nbval-portable grading-error-rates
+        pdf-deps sandbox-deps nbval-matrix nbval-portable grading-error-rates \
+        ch10-long-run
 
 help:
 	@echo "make install         create .venv and install the pinned versions (other targets do it too)"
@@ -38,6 +39,7 @@ help:
 	@echo "make bench           lib vs PyTorch benchmark -> assets/benchmark.md, then notebook times"
 	@echo "make timings         run every notebook (nothing saved) -> assets/notebook_times.md"
 	@echo "make gpu-smoke       each chapter's core calls on CUDA (skipped without a GPU)"
+	@echo "make ch10-long-run   chapter 10's 120-epoch comparison -> assets/ch10_long_run.json"
 	@echo "make constraints     rewrite constraints.txt from the packages installed in .venv"
 	@echo "make clean           remove _build"
 	@echo "make help            this list"
@@ -161,6 +163,11 @@ bench: $(STAMP)
 # Run every notebook (nothing saved) and report times (-> assets/notebook_times.md).
 timings: $(STAMP)
 	$(BIN)/python -m tools.timings
+
+# Chapter 10's five settings on ten paired seeds at 120 epochs (-> assets/ch10_long_run.json,
+# which the chapter prints; several minutes of CPU).
+ch10-long-run: $(STAMP)
+	$(BIN)/python -m tools.ch10_long_run
 
 # Each chapter's core calls on a CUDA device, compared with a CPU run (tools/gpu_smoke.py);
 # prints "no CUDA device: skipped" and succeeds where there is no GPU.
