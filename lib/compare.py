@@ -815,7 +815,7 @@ def line_style(estimator: Estimator) -> dict[str, Any]:
     if not isinstance(estimator, Estimator):
         raise TypeError(f"estimator must be an Estimator, got {type_name(estimator)}")
     linestyle = _TAU_LINESTYLES.get(estimator.params.get("tau", 0.5), "-")
-    return {"color": COLORS[_COLOR_ROLE[estimator.name]], "linestyle": linestyle,
+    return {"color": COLORS[_COLOR_ROLE.get(estimator.name, "other")], "linestyle": linestyle,
             "label": estimator.label}
 
 
