@@ -855,6 +855,9 @@ class Measurement:
         relative_mse: mse / ||reference||^2 (inf if the reference is 0).
         seconds_per_estimate: wall time of the call / R (machine-dependent: never print it).
         n_params: P, the number of cost parameters at the end of the vectors.
+        wrong_sign: share of the estimates' coordinates whose sign is opposite to the
+            reference's, over the R estimates and the coordinates where the reference is not
+            0 (a zero estimate is not wrong-signed); NaN if the reference is 0 everywhere.
     """
 
     estimator: str
@@ -877,6 +880,7 @@ class Measurement:
     relative_mse: float
     seconds_per_estimate: float
     n_params: int = 0
+    wrong_sign: float = math.nan
 
 
 def measure(
@@ -1006,7 +1010,16 @@ def measure(
         relative_mse=mse / ref_sq if ref_sq > 0 else math.inf,
         seconds_per_estimate=seconds / n_repeats,
         n_params=problem.n_params,
+        wrong_sign=_wrong_sign_share(g, ref),
     )
+
+
+def _wrong_sign_share(g: Tensor, ref: Tensor) -> float:
+    """Share of the entries of ``g [R, W]`` with the sign opposite to ``ref [W]`` (ref != 0)."""
+    nonzero = ref != 0
+    if not bool(nonzero.any()):
+        return math.nan
+    return float((g[:, nonzero] * ref[nonzero].sign() < 0).double().mean())
 
 
 def time_per_estimate(

@@ -700,6 +700,7 @@ class EstimatorSpec:
         label: a readable name for tables and legends.
         description: one line on what it computes.
         min_samples: the least ``n_samples`` it works with.
+        kinds: the node kinds it works on (``("categorical", "bernoulli")`` by default).
     """
 
     name: str
@@ -709,6 +710,7 @@ class EstimatorSpec:
     label: str
     description: str
     min_samples: int = 1
+    kinds: tuple[str, ...] = ("categorical", "bernoulli")
 
 
 _ESTIMATORS: dict[str, EstimatorSpec] = {}
@@ -723,6 +725,7 @@ def register_estimator(
     params: dict | None = None,
     min_samples: int = 1,
     replace: bool = False,
+    kinds: tuple[str, ...] = ("categorical", "bernoulli"),
 ) -> Callable[[Callable[..., Surrogate]], Callable[..., Surrogate]]:
     r"""Decorator: register ``fn(node, cost, n_samples, generator, **params) -> Surrogate``.
 
@@ -747,6 +750,7 @@ def register_estimator(
         description: one line for tables.
         params: keyword parameters and their defaults, e.g. ``{"tau": 1.0}``.
         min_samples: the least ``n_samples`` it works with (2 for leave-one-out).
+        kinds: the node kinds it supports; :func:`surrogate` refuses the others.
 
     Example:
         >>> @register_estimator("st_identity", unbiased=False)
@@ -768,15 +772,32 @@ def register_estimator(
             name=name, fn=fn, params=dict(params or {}), unbiased=bool(unbiased),
             label=label or name, description=description,
             min_samples=check_int(min_samples, "min_samples", min_value=1),
+            kinds=_check_kinds(kinds),
         )
         return fn
 
     return decorate
 
 
-def estimator_names() -> tuple[str, ...]:
-    """Names of the registered estimators, in registration order."""
-    return tuple(_ESTIMATORS)
+def _check_kinds(kinds: object) -> tuple[str, ...]:
+    if (not isinstance(kinds, tuple) or not kinds
+            or any(k not in ("categorical", "bernoulli") for k in kinds)):
+        raise ValueError(f"kinds must be a non-empty tuple of 'categorical' and/or 'bernoulli', "
+                         f"got {kinds!r}")
+    return kinds
+
+
+def estimator_names(kind: str | None = None) -> tuple[str, ...]:
+    """Names of the registered estimators, in registration order.
+
+    With ``kind`` (``"categorical"`` or ``"bernoulli"``) only those that support that node
+    kind (``arm`` and ``disarm`` are Bernoulli-only).
+    """
+    if kind is None:
+        return tuple(_ESTIMATORS)
+    if kind not in ("categorical", "bernoulli"):
+        raise ValueError(f"kind must be 'categorical' or 'bernoulli', got {kind!r}")
+    return tuple(n for n, spec in _ESTIMATORS.items() if kind in spec.kinds)
 
 
 def get_estimator_spec(name: object) -> EstimatorSpec:
@@ -841,6 +862,9 @@ def surrogate(
         raise TypeError(f"node must be a StochasticNode, got {type_name(node)}")
     check_callable(cost, "cost")
     n_samples = check_int(n_samples, "n_samples", min_value=1)
+    if node.kind not in spec.kinds:
+        raise ValueError(f"estimator {estimator!r} supports {' and '.join(spec.kinds)} nodes "
+                         f"only, got a {node.kind} node")
     if n_samples < spec.min_samples:
         raise ValueError(f"estimator {estimator!r} needs n_samples >= {spec.min_samples}, "
                          f"got n_samples={n_samples}")
@@ -1139,7 +1163,7 @@ def cost_evaluations(name: str, node: StochasticNode, n_samples: int, **params: 
 
     The fair unit for comparing estimators is the number of cost evaluations, not of samples:
     ``arm`` and ``disarm`` evaluate the cost twice per antithetic pair (``n_samples`` counts
-    evaluations and must be even), ``local_baseline`` evaluates it at the sample and at every
+    pairs), ``local_baseline`` evaluates it at the sample and at every
     change of one variable to another value (:math:`1 + V(K-1)` per sample for V variables
     with K values each, K = 2 for Bernoulli), ``rebar`` three times per sample (the hard sample
     and two relaxed ones) and ``relax`` once per sample (plus twice when ``eta != 0``; its
@@ -1158,7 +1182,7 @@ def cost_evaluations(name: str, node: StochasticNode, n_samples: int, **params: 
     Example:
         >>> node = StochasticNode("bernoulli", torch.zeros(10), event_dims=1)
         >>> cost_evaluations("local_baseline", node, 2), cost_evaluations("disarm", node, 2)
-        (22, 2)
+        (22, 4)
     """
     merged = estimator_params(name, **params)
     n_samples = check_int(n_samples, "n_samples", min_value=1)
@@ -1170,6 +1194,8 @@ def cost_evaluations(name: str, node: StochasticNode, n_samples: int, **params: 
         return k**n_var
     if name == "local_baseline":
         return n_samples * (1 + n_var * (k - 1))
+    if name in ("arm", "disarm"):
+        return 2 * n_samples
     if name == "rebar":
         return 3 * n_samples
     if name == "relax":
@@ -1256,14 +1282,11 @@ def _local_baseline(node, cost, n_samples, generator):
 
 def _antithetic_pairs(node, cost, n_samples, generator, name):
     _require_bernoulli(node, name)
-    if n_samples % 2:
-        raise ValueError(f"estimator {name!r} evaluates the cost at antithetic pairs: "
-                         f"n_samples counts evaluations and must be even, got {n_samples}")
-    u = node.uniforms(n_samples // 2, generator)  # [P, *shape]
+    u = node.uniforms(n_samples, generator)  # [P, *shape], P = n_samples pairs
     b = node.sample_from(u)  # 1[u > 1 - theta]
     b_anti = node.sample_from(1 - u)  # 1[u < theta]
     costs = cost(torch.cat([b, b_anti]))  # [2P, *batch]
-    pairs = n_samples // 2
+    pairs = n_samples
     diff = (costs[:pairs] - costs[pairs:]).detach()
     return u, b, b_anti, costs, diff
 
@@ -1286,20 +1309,21 @@ def _ex_pairs_shape(diff: Tensor, node: StochasticNode) -> Tensor:
     return diff.reshape(*diff.shape, *(1,) * len(event))
 
 
-@register_estimator("arm", unbiased=True, label="ARM", min_samples=2,
+@register_estimator("arm", unbiased=True, label="ARM", kinds=("bernoulli",),
                     description="antithetic pairs u, 1-u (2 cost evaluations per pair)")
 def _arm(node, cost, n_samples, generator):
     r"""ARM, the augment-REINFORCE-merge estimator (Yin & Zhou 2019), Bernoulli nodes.
 
-    For P = ``n_samples / 2`` uniforms :math:`u_p` (the node's, ``[P, *logits.shape]``) the
+    For P = ``n_samples`` uniforms :math:`u_p` (the node's, ``[P, *logits.shape]``) the
     antithetic pair :math:`b_p = 1[u_p > \sigma(-\ell)]` and :math:`\tilde b_p = 1[u_p <
     \sigma(\ell)]` (the same rule applied to :math:`1 - u_p`), and
 
     .. math::
         \hat g = \frac1P \sum_p \big(f(b_p) - f(\tilde b_p)\big)\,(u_p - \tfrac12).
 
-    Unbiased (Yin & Zhou, Theorem 1). ``n_samples`` counts cost evaluations, 2 per pair, so it
-    must be even; the result's ``samples`` are ``[b; b~]`` ``[n_samples, *logits.shape]``.
+    Unbiased (Yin & Zhou, Theorem 1). ``n_samples`` counts PAIRS: the cost is evaluated
+    ``2 * n_samples`` times, and the result's ``samples`` are ``[b; b~]``
+    ``[2 * n_samples, *logits.shape]`` (weights ``1 / (2 n_samples)``).
     The cost's own parameters get the gradient of the mean of all ``n_samples`` costs.
 
     Reference: M. Yin, M. Zhou (2019), *ARM: Augment-REINFORCE-Merge Gradient for Stochastic
@@ -1309,7 +1333,7 @@ def _arm(node, cost, n_samples, generator):
     return _pair_surrogate(node, costs, b, b_anti, _ex_pairs_shape(diff, node) * (u - 0.5))
 
 
-@register_estimator("disarm", unbiased=True, label="DisARM", min_samples=2,
+@register_estimator("disarm", unbiased=True, label="DisARM", kinds=("bernoulli",),
                     description="ARM with the pair's uniform integrated out (2 per pair)")
 def _disarm(node, cost, n_samples, generator):
     r"""DisARM (Dong, Mnih & Tucker 2020): ARM with the antithetic uniform summed out.
@@ -1323,8 +1347,8 @@ def _disarm(node, cost, n_samples, generator):
 
     It is the conditional expectation of ARM's estimate given the pair :math:`(b, \tilde b)`,
     so its variance is never larger than ARM's (Dong et al., Section 3); a coordinate whose
-    two samples agree contributes exactly 0. Shapes and ``n_samples`` (even, 2 evaluations per
-    pair) as for ``arm``.
+    two samples agree contributes exactly 0. Shapes and ``n_samples`` (pairs, 2 evaluations
+    each) as for ``arm``.
 
     Reference: Z. Dong, A. Mnih, G. Tucker (2020), *DisARM: An Antithetic Gradient Estimator
     for Binary Latent Variables*, NeurIPS.
@@ -1365,8 +1389,16 @@ def _conditional_noise(node: StochasticNode, b: Tensor, v: Tensor) -> Tensor:
 
 
 def _relax_family(node, cost, n_samples, generator, tau, eta, control):
-    u_all = node.uniforms(2 * n_samples, generator)
-    u, v = u_all[:n_samples], u_all[n_samples:]
+    fixed = node.fixed_uniforms
+    if fixed is not None and fixed.shape[0] != 2 * n_samples:
+        # the caller's common noise selects the samples; the conditional's v is fresh noise
+        from lib.gumbel import _uniform_open_like
+
+        u = node.uniforms(n_samples, generator)
+        v = _uniform_open_like(u, generator)
+    else:
+        u_all = node.uniforms(2 * n_samples, generator)
+        u, v = u_all[:n_samples], u_all[n_samples:]
     b = node.sample_from(u)
     logits = node.logits.expand(b.shape)
     if node.kind == "bernoulli":
@@ -1419,10 +1451,12 @@ def _rebar(node, cost, n_samples, generator, tau, eta):
     r"""REBAR (Tucker et al. 2017): the relaxed cost as a control variate, corrected.
 
     With uniforms ``u`` and ``v`` (the node's, ``2 * n_samples`` rows: the first half for the
-    samples, the second for the conditional), the perturbed logits :math:`z = \ell +
-    \mathrm{logit}(u)` (Bernoulli) or :math:`\log p + G(u)` (categorical), the hard sample
-    :math:`b = H(z)`, a second draw :math:`\tilde z \sim p(z \mid b)` (the truncated
-    construction of :func:`_conditional_noise`) and the relaxation
+    samples, the second for the conditional; a node whose ``fixed_uniforms`` hold
+    ``n_samples`` rows uses them as ``u`` and draws ``v`` from ``generator``), the perturbed
+    logits :math:`z = \ell + \mathrm{logit}(u)` (Bernoulli) or :math:`\log p + G(u)`
+    (categorical), the hard sample :math:`b = H(z)`, a second draw
+    :math:`\tilde z \sim p(z \mid b)` (the truncated construction of
+    :func:`_conditional_noise`) and the relaxation
     :math:`\sigma_\tau(z) = \mathrm{sigmoid}(z/\tau)` or :math:`\mathrm{softmax}(z/\tau)`:
 
     .. math::
@@ -1444,7 +1478,7 @@ def _rebar(node, cost, n_samples, generator, tau, eta):
 
 
 @register_estimator("relax", unbiased=True, label="RELAX",
-                    params={"control": None, "tau": 0.5, "eta": 0.0},
+                    params={"control": None, "tau": 0.5, "eta": 1.0},
                     description="REINFORCE with a learned control variate c(sigma(z/tau)) and "
                                 "its reparameterised correction")
 def _relax(node, cost, n_samples, generator, control, tau, eta):
@@ -1465,7 +1499,8 @@ def _relax(node, cost, n_samples, generator, control, tau, eta):
     estimator is unbiased, :math:`\nabla_\phi \mathrm{Var}[\hat g] = \nabla_\phi
     \mathbb{E}\lVert\hat g\rVert^2`, so take ``g, = torch.autograd.grad(out.loss.sum(), logits,
     create_graph=True)`` and step on ``(g ** 2).sum()`` with respect to the control's
-    parameters. One cost evaluation per sample (three when ``eta != 0``).
+    parameters. One cost evaluation per sample when ``eta = 0``, three otherwise; the
+    default (``eta = 1``, no ``control``) is :func:`rebar`.
 
     Reference: W. Grathwohl, D. Choi, Y. Wu, G. Roeder, D. Duvenaud (2018), *Backpropagation
     through the Void: Optimizing Control Variates for Black-Box Gradient Estimation*, ICLR.
