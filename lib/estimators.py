@@ -1412,23 +1412,29 @@ def _relax_family(node, cost, n_samples, generator, tau, eta, control):
         s = torch.sigmoid(x / tau) if node.kind == "bernoulli" else torch.softmax(x / tau, -1)
         return s if valid is None else s * valid
 
-    def control_variate(x):
-        s = relax(x)
-        out = 0
-        if eta != 0:
-            out = eta * cost(s)
-        if control is not None:
-            c = control(s)
-            if not isinstance(c, Tensor) or c.shape != b.shape[:1 + len(node.batch_shape)]:
-                got = tuple(c.shape) if isinstance(c, Tensor) else type_name(c)
-                raise ValueError(f"control must map relaxed samples {tuple(s.shape)} to "
-                                 f"{tuple(b.shape[:1 + len(node.batch_shape)])}, got {got}")
-            out = out + c
-        return out
+    def learned(s):
+        c = control(s)
+        if not isinstance(c, Tensor) or c.shape != b.shape[:1 + len(node.batch_shape)]:
+            got = tuple(c.shape) if isinstance(c, Tensor) else type_name(c)
+            raise ValueError(f"control must map relaxed samples {tuple(s.shape)} to "
+                             f"{tuple(b.shape[:1 + len(node.batch_shape)])}, got {got}")
+        return c
 
     costs = cost(b)
-    c_z, c_cond = control_variate(z), control_variate(z_cond)
-    term = ((costs.detach() - c_cond.detach()) * node.log_prob(b) + c_z - c_cond).mean(0)
+    s, s_cond = relax(z), relax(z_cond)
+    c_z, c_cond = 0, 0
+    # the score term's coefficient f(b) - c(z~) must not carry a gradient to the logits or to
+    # the cost's parameters, but it must to the control's own parameters: they are trained on
+    # the variance of this estimate (d/dphi of E||g||^2 through the whole estimate)
+    c_score = 0
+    if eta != 0:
+        f_z, f_cond = cost(s), cost(s_cond)
+        c_z, c_cond, c_score = eta * f_z, eta * f_cond, eta * f_cond.detach()
+    if control is not None:
+        r_cond = learned(s_cond)
+        c_z, c_cond = c_z + learned(s), c_cond + r_cond
+        c_score = c_score + learned(relax(z_cond.detach()))
+    term = ((costs.detach() - c_score) * node.log_prob(b) + c_z - c_cond).mean(0)
     return Surrogate(_with_value(costs, term), costs.mean(0).detach(), b,
                      _uniform_weights(costs))
 
