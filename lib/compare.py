@@ -723,6 +723,15 @@ def get_estimator(name: str, **params: Any) -> Estimator:
                                  n_cond.  ``n_conditional`` draws of the noise given the sample
     ``reinmax``                   tau      :math:`\partial f/\partial z` at the hard sample, times
                                            :math:`2J(\pi_{1/2}) - J(\pi)/2` (second order)
+    ``local_baseline``                     :math:`\sum_k \nabla p(z_i{=}k) f(z_{-i}, k)` per
+                                           variable (1 + V(K-1) evaluations per sample)
+    ``arm``                                :math:`(f(b) - f(\tilde b))(u - \frac12)`, antithetic
+                                           pair (Bernoulli; n_samples pairs)
+    ``disarm``                             ARM averaged given the pair (Bernoulli; pairs)
+    ``rebar``                     tau, eta REINFORCE with control :math:`\eta f(\sigma_\tau(z))`
+                                           and its conditional correction
+    ``relax``                     control, REBAR with a learned control
+                                  tau, eta :math:`\eta f(\sigma_\tau(z)) + r_\phi(\sigma_\tau(z))`
     ============================ ======== ===================================================
 
     Every name except ``reinforce_moving_average`` is an estimator of the registry
