@@ -377,7 +377,7 @@ def test_line_style_is_stable_per_family_and_temperature():
     assert a["color"] == b["color"] == COLORS["relaxed"]
     assert a["linestyle"] != b["linestyle"]
     assert line_style(get_estimator("reinforce"))["label"] == "REINFORCE"
-    # one colour per family for the book's first seven; later ones share the "other" colour
+    # one colour per family for the estimators before chapter 12; later ones share "other"
     colors = {line_style(get_estimator(n))["color"] for n, _ in ALL}
     assert len(colors) == len(ALL)
     assert line_style(get_estimator("disarm"))["color"] == COLORS["other"]
