@@ -723,6 +723,15 @@ def get_estimator(name: str, **params: Any) -> Estimator:
                                  n_cond.  ``n_conditional`` draws of the noise given the sample
     ``reinmax``                   tau      :math:`\partial f/\partial z` at the hard sample, times
                                            :math:`2J(\pi_{1/2}) - J(\pi)/2` (second order)
+    ``local_baseline``                     :math:`\sum_k \nabla p(z_i{=}k) f(z_{-i}, k)` per
+                                           variable (1 + V(K-1) evaluations per sample)
+    ``arm``                                :math:`(f(b) - f(\tilde b))(u - \frac12)`, antithetic
+                                           pair (Bernoulli; n_samples pairs)
+    ``disarm``                             ARM averaged given the pair (Bernoulli; pairs)
+    ``rebar``                     tau, eta REINFORCE with control :math:`\eta f(\sigma_\tau(z))`
+                                           and its conditional correction
+    ``relax``                     control, REBAR with a learned control
+                                  tau, eta :math:`\eta f(\sigma_\tau(z)) + r_\phi(\sigma_\tau(z))`
     ============================ ======== ===================================================
 
     Every name except ``reinforce_moving_average`` is an estimator of the registry
@@ -815,7 +824,7 @@ def line_style(estimator: Estimator) -> dict[str, Any]:
     if not isinstance(estimator, Estimator):
         raise TypeError(f"estimator must be an Estimator, got {type_name(estimator)}")
     linestyle = _TAU_LINESTYLES.get(estimator.params.get("tau", 0.5), "-")
-    return {"color": COLORS[_COLOR_ROLE[estimator.name]], "linestyle": linestyle,
+    return {"color": COLORS[_COLOR_ROLE.get(estimator.name, "other")], "linestyle": linestyle,
             "label": estimator.label}
 
 
@@ -855,6 +864,9 @@ class Measurement:
         relative_mse: mse / ||reference||^2 (inf if the reference is 0).
         seconds_per_estimate: wall time of the call / R (machine-dependent: never print it).
         n_params: P, the number of cost parameters at the end of the vectors.
+        wrong_sign: share of the estimates' coordinates whose sign is opposite to the
+            reference's, over the R estimates and the coordinates where the reference is not
+            0 (a zero estimate is not wrong-signed); NaN if the reference is 0 everywhere.
     """
 
     estimator: str
@@ -877,6 +889,7 @@ class Measurement:
     relative_mse: float
     seconds_per_estimate: float
     n_params: int = 0
+    wrong_sign: float = math.nan
 
 
 def measure(
@@ -1006,7 +1019,16 @@ def measure(
         relative_mse=mse / ref_sq if ref_sq > 0 else math.inf,
         seconds_per_estimate=seconds / n_repeats,
         n_params=problem.n_params,
+        wrong_sign=_wrong_sign_share(g, ref),
     )
+
+
+def _wrong_sign_share(g: Tensor, ref: Tensor) -> float:
+    """Share of the entries of ``g [R, W]`` with the sign opposite to ``ref [W]`` (ref != 0)."""
+    nonzero = ref != 0
+    if not bool(nonzero.any()):
+        return math.nan
+    return float((g[:, nonzero] * ref[nonzero].sign() < 0).double().mean())
 
 
 def time_per_estimate(

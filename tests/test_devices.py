@@ -348,15 +348,19 @@ for _name in compare.ESTIMATORS:
     if _name in ("exact", "reinforce_moving_average"):
         continue  # they read values back (float(max |f|), a bool check of the repeats)
     for _kind in ("categorical", "bernoulli"):
+        if _name not in estimators.estimator_names(_kind):
+            continue  # arm, disarm: Bernoulli only
         META_CALLS[f"estimator {_name} ({_kind})"] = (
             lambda g, n=_name, k=_kind: compare.get_estimator(n)(_meta_problem(k), None, 3, 4, g)
         )
 for _name in estimators.estimator_names():
     for _kind, _shape in (("categorical", (4, 2, 3)), ("bernoulli", (4, 3))):
+        if _name not in estimators.estimator_names(_kind):
+            continue
         META_CALLS[f"surrogate {_name} {_kind}"] = lambda g, n=_name, k=_kind, s=_shape: (
             estimators.surrogate(n, estimators.StochasticNode(k, _meta(*s), event_dims=1),
                                  lambda z: z.flatten(2).sum(-1), n_samples=2, generator=g))
-for _name in estimators.estimator_names():  # every registered estimator, through the VAE
+for _name in estimators.estimator_names("categorical"):  # every one, through the VAE
     META_CALLS[f"vae_loss {_name}"] = lambda g, n=_name: vae.vae_loss(
         _meta_vae(), _meta(4, 64), n, n_samples=2, generator=g)
 
