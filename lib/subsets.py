@@ -528,7 +528,8 @@ def relaxed_topk(logits: Tensor, k: int, tau: float | Tensor, *, noise: Tensor |
               y = \sum_{j=1}^{k} a^{(j)}.
 
     ``y`` sums to k and tends to the hard top-k of ``s`` (Gumbel-top-k) as :math:`\tau \to 0`
-    (tested), but an entry can **exceed 1**: at a near-tie one softmax splits its unit
+    (tested; pointwise: :math:`\tau` must be small against every gap among the k + 1 largest
+    scores), but an entry can **exceed 1**: at a near-tie one softmax splits its unit
     between two items and a later one gives one of them a whole unit again, and for
     :math:`\tau \gtrsim 1` the exclusion :math:`(1 - a)^{1/\tau}` is too weak to stop an
     item being chosen twice (the tests hold a counterexample).
