@@ -161,9 +161,9 @@ def test_argument_checks():
 
 @pytest.mark.parametrize("k", [1, 2, 3])
 def test_sampler_law_matches_the_exact_law(k):
-    """Chi-square over the C(6, k) subsets, 40,000 samples: at P_MIN = 1e-3 the test rejects
-    (with power about 1/2) a law whose chi-square distance is about 30 / 40,000, e.g. one
-    subset of probability 0.05 drawn with probability 0.058."""
+    """Chi-square over the C(6, k) subsets (6 to 20 cells), 40,000 samples: at P_MIN = 1e-3
+    the test has power about 1/2 against a law at noncentrality N sum (p' - p)^2 / p of about
+    20 to 25, e.g. one subset of probability 0.05 drawn with probability 0.055."""
     theta = torch.randn(6, generator=gen(10 + k), dtype=D)
     z = ksubset_sample(theta, k, 40_000, generator=gen(20 + k))
     assert bool((z.sum(-1) == k).all())
