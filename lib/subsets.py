@@ -895,7 +895,9 @@ def subset_surrogate(estimator: str, node: KSubsetNode, cost: Callable[[Tensor],
     * ``straight_through`` and ``simple``: the same estimator, SIMPLE (:func:`simple_topk`);
     * ``gumbel_softmax``: relaxed top-k (:func:`relaxed_topk`) at temperature ``tau``;
     * ``st_gumbel_softmax``: straight-through top-k (:func:`st_relaxed_topk`);
-    * ``imle``: :func:`imle_topk` with parameters ``lam`` and ``noise_temperature``.
+    * ``imle``: :func:`imle_topk` with parameters ``lam`` and ``noise_temperature``. It
+      draws its sum-of-Gamma noise from ``generator``, so a node's ``fixed_uniforms`` do not
+      reach it (the other estimators draw through the node and use them).
 
     Args:
         estimator: a name of :data:`SUBSET_ESTIMATORS` or of the registry.
