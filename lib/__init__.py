@@ -14,6 +14,8 @@ Modules, one concept each:
 - :mod:`lib.estimators`: straight-through, REINFORCE, baselines, exact gradients by enumeration.
 - :mod:`lib.schedules`: temperature annealing.
 - :mod:`lib.compare`: gradient estimators with one signature, measured against the exact gradient.
+- :mod:`lib.sequences`: REINFORCE for token sequences (RLOO, GRPO, Dr. GRPO), exact by
+  enumeration on a tiny autoregressive policy.
 - :mod:`lib.bottleneck`: a discrete-bottleneck autoencoder for training experiments.
 - :mod:`lib.rationales`: the rationales case study, a package with one module per concept:
   ``data`` (synthetic reviews, CSV loader), ``model``, ``objective`` (the loss, with any

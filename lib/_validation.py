@@ -61,6 +61,7 @@ __all__ = [
     "check_tau",
     "check_tensor",
     "broadcast_shapes",
+    "check_broadcast",
     "type_name",
 ]
 
@@ -601,6 +602,24 @@ def _positive_and_finite(tau: Tensor) -> bool:
     """Whether every entry of the non-empty ``tau`` is finite and > 0 (one sync)."""
     low, high = torch.aminmax(tau.detach()) if tau.numel() > 1 else (tau, tau)
     return 0.0 < low.item() and high.item() < math.inf
+
+
+def check_broadcast(
+    shapes: Sequence[Sequence[int]], names: Sequence[str], what: str = "shapes"
+) -> torch.Size:
+    """The broadcast of ``shapes``; a ValueError naming each argument if they do not broadcast.
+
+    ``what`` says which part of the shapes is meant ("shapes", "batch shapes", ...).
+
+    Example:
+        >>> check_broadcast([(3, 1), (4,)], ["a", "b"])
+        torch.Size([3, 4])
+    """
+    out = broadcast_shapes(*shapes)
+    if out is None:
+        listed = " and ".join(f"{n} {tuple(s)}" for n, s in zip(names, shapes))
+        raise ValueError(f"the {what} of {listed} do not broadcast")
+    return out
 
 
 def check_same_shape(a: Tensor, b: Tensor, names: Sequence[str] = ("a", "b")) -> None:

@@ -54,7 +54,7 @@ from lib._validation import (
 )
 from lib.estimators import StochasticNode, get_estimator_spec, surrogate
 from lib.gumbel import _uniform_open
-from lib.training import snap_
+from lib.training import fit
 
 __all__ = [
     "AutoencoderRun",
@@ -469,12 +469,19 @@ class _Adam:
 
     def __init__(self, params: list[Tensor], lr: float, betas=(0.9, 0.999), eps=1e-8) -> None:
         self.params, self.lr, self.betas, self.eps = params, lr, betas, eps
+        self.param_groups = [{"params": params, "lr": lr}]  # what lib.training.fit reads
         self.m = [torch.zeros_like(p) for p in params]
         self.v = [torch.zeros_like(p) for p in params]
         self.t = 0
 
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            p.grad = None
+
     @torch.no_grad()
-    def step(self, grads: Sequence[Tensor]) -> None:
+    def step(self, grads: Sequence[Tensor] | None = None) -> None:
+        """One update from ``grads`` (default: each parameter's ``.grad``)."""
+        grads = [p.grad for p in self.params] if grads is None else grads
         self.t += 1
         beta1, beta2 = self.betas
         correction1 = 1 - beta1**self.t
@@ -642,7 +649,9 @@ def _train(estimators, taus, *, seeds, n_steps, batch_size, lr, n_codes, hidden,
     train_loss = np.zeros((n_steps, n_seeds * n_models))
     tau_history = np.zeros((n_steps + 1, n_models))
     relaxed_codes = {}
-    for step in range(n_steps):
+
+    def loss(step: int) -> Tensor:  # lib.training.fit counts steps from 1
+        step -= 1
         tau_history[step] = _tau_values(taus, step)
         x, uniforms = [], []
         for g, train_x in zip(generators, train_xs):
@@ -651,15 +660,16 @@ def _train(estimators, taus, *, seeds, n_steps, batch_size, lr, n_codes, hidden,
         # each seed's batch and uniforms, shared by that seed's models (common random numbers)
         x = torch.stack(x).repeat_interleave(n_models, dim=0)  # [S * N, B, 2]
         uniforms = torch.stack(uniforms, dim=1).repeat_interleave(n_models, dim=1)
-        loss, cost, samples = _losses(model, estimators * n_seeds, x,
-                                      list(tau_history[step]) * n_seeds, uniforms)
+        losses, cost, samples = _losses(model, estimators * n_seeds, x,
+                                        list(tau_history[step]) * n_seeds, uniforms)
         if step == 0:  # codes that are not one-hot: the estimator trains on relaxed codes
-            relaxed_codes = {name: bool(((z != 0) & (z != 1)).any())
-                             for name, z in samples.items()}
-        # the models do not interact: each parameter slice gets its own model's gradient
-        adam.step(torch.autograd.grad(loss.sum(), params))
-        snap_(params)  # the same weights on every CPU (lib.training)
+            relaxed_codes.update({name: bool(((z != 0) & (z != 1)).any())
+                                  for name, z in samples.items()})
         train_loss[step] = cost.double().cpu().numpy()
+        # the models do not interact: each parameter slice gets its own model's gradient
+        return losses.sum()
+
+    fit(adam, loss, n_steps, progress=False)  # Adam steps and snap_ (the same weights anywhere)
     tau_history[n_steps] = _tau_values(taus, n_steps)
     relaxed = np.array([relaxed_codes[name] for name in estimators])
     runs = []

@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from lib._validation import check_int, check_logits, check_tensor, validating
+from lib._validation import check_broadcast, check_int, check_logits, check_tensor, validating
 from lib.estimators import enumerate_binary
 from lib.gumbel import sample_gumbel
 
@@ -62,13 +62,8 @@ def _check_chain(unary: Tensor, coupling: Tensor) -> tuple[Tensor, Tensor]:
     for name, t in (("unary", unary), ("coupling", coupling)):
         if validating() and not bool(torch.isfinite(t).all()):
             raise ValueError(f"{name} must be finite everywhere")
-    try:
-        batch = torch.broadcast_shapes(unary.shape[:-1], coupling.shape[:-1])
-    except RuntimeError:
-        raise ValueError(
-            f"the batch shapes of unary {tuple(unary.shape[:-1])} and coupling "
-            f"{tuple(coupling.shape[:-1])} do not broadcast"
-        ) from None
+    batch = check_broadcast(
+        [unary.shape[:-1], coupling.shape[:-1]], ["unary", "coupling"], "batch shapes")
     dtype = torch.promote_types(unary.dtype, coupling.dtype)
     return (unary.to(dtype).expand(*batch, n), coupling.to(dtype).expand(*batch, n - 1))
 
@@ -301,13 +296,8 @@ def without_replacement_log_prob(logits: Tensor, draws: Tensor) -> Tensor:
         if bool((sorted_draws[..., 1:] == sorted_draws[..., :-1]).any()):
             raise ValueError(
                 "draws must not repeat a category within one draw (no replacement)")
-    try:
-        batch = torch.broadcast_shapes(logits.shape[:-1], draws.shape[:-1])
-    except RuntimeError:
-        raise ValueError(
-            f"the batch shapes of logits {tuple(logits.shape[:-1])} and draws "
-            f"{tuple(draws.shape[:-1])} do not broadcast"
-        ) from None
+    batch = check_broadcast(
+        [logits.shape[:-1], draws.shape[:-1]], ["logits", "draws"], "batch shapes")
     k = draws.shape[-1]
     logits = logits.expand(*batch, n_categories)
     draws = draws.long().expand(*batch, k)

@@ -35,6 +35,7 @@ from scipy import special
 from torch import Tensor
 
 from lib._validation import (
+    check_broadcast,
     check_generator,
     check_int,
     check_logits,
@@ -101,12 +102,7 @@ def total_variation(p: Tensor, q: Tensor, *, dim: int = -1) -> Tensor:
     """
     check_tensor(p, "p")
     check_tensor(q, "q")
-    try:
-        torch.broadcast_shapes(p.shape, q.shape)
-    except RuntimeError as err:
-        raise ValueError(
-            f"p {tuple(p.shape)} and q {tuple(q.shape)} must have broadcastable shapes"
-        ) from err
+    check_broadcast([p.shape, q.shape], ["p", "q"])
     return 0.5 * (p - q).abs().sum(dim=dim)
 
 

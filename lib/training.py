@@ -102,6 +102,7 @@ def fit(
     desc: str = "",
     steps_per_tick: int = 1,
     mininterval: float = 0.0,
+    advance: str = "tick",
 ) -> FitResult:
     r"""The book's one training loop: steps, weight snapping, evaluations, a progress bar, time.
 
@@ -115,7 +116,9 @@ def fit(
     are this loop with a model-specific ``loss`` and ``evaluate``.
 
     Args:
-        optimizer: a ``torch.optim`` optimiser over the trained parameters.
+        optimizer: a ``torch.optim`` optimiser over the trained parameters, or any object
+            with its ``param_groups``, ``zero_grad(set_to_none=True)`` and ``step()`` (e.g.
+            the element-wise Adam of :mod:`lib.bottleneck`).
         loss: ``loss(step) -> Tensor``, a scalar to minimise.
         n_steps: number of steps, >= 1.
         evaluate: optional ``evaluate(step) -> str`` (the progress text).
@@ -124,6 +127,9 @@ def fit(
         desc: the bar's label.
         steps_per_tick: steps per unit of the bar (e.g. the batches of one epoch).
         mininterval: tqdm's minimum seconds between redraws.
+        advance: when the bar moves: ``"tick"`` after every ``steps_per_tick`` steps, or
+            ``"evaluation"`` only when ``evaluate`` runs (and after the last step), so that
+            the count shown always goes with the evaluation shown beside it.
 
     Returns:
         A :class:`FitResult` ``(steps, seconds)``.
@@ -136,8 +142,10 @@ def fit(
         >>> round(float(w.detach()), 3)
         1.0
     """
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type_name(optimizer)}")
+    if not isinstance(optimizer, torch.optim.Optimizer) and not all(
+            hasattr(optimizer, m) for m in ("param_groups", "zero_grad", "step")):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer (or have its param_groups, "
+                        f"zero_grad and step), got {type_name(optimizer)}")
     check_callable(loss, "loss")
     n_steps = check_int(n_steps, "n_steps", min_value=1)
     steps_per_tick = check_int(steps_per_tick, "steps_per_tick", min_value=1)
@@ -146,6 +154,8 @@ def fit(
     if eval_at is not None:
         check_callable(eval_at, "eval_at")
     check_bool(progress, "progress")
+    if advance not in ("tick", "evaluation"):
+        raise ValueError(f"advance must be 'tick' or 'evaluation', got {advance!r}")
     from tqdm import tqdm
 
     params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -170,9 +180,12 @@ def fit(
         optimizer.step()
         snap_(params)  # the same weights on every CPU
         seconds += time.perf_counter() - start
-        if evaluate is not None and (step == n_steps or (eval_at is not None and eval_at(step))):
+        evaluated = evaluate is not None and (
+            step == n_steps or (eval_at is not None and eval_at(step)))
+        if evaluated:
             bar.set_postfix_str(evaluate(step) or "", refresh=False)
-        if step % steps_per_tick == 0 or step == n_steps:
+        if (evaluated if advance == "evaluation" else step % steps_per_tick == 0) or (
+                step == n_steps):
             ticks = math.ceil(step / steps_per_tick)
             bar.update(ticks - shown)
             shown = ticks

@@ -41,11 +41,9 @@ Reference:
 from __future__ import annotations
 
 import math
-import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -71,7 +69,7 @@ from lib.estimators import (
     get_estimator_spec,
     surrogate,
 )
-from lib.training import snap_
+from lib.training import fit
 
 __all__ = [
     "MAX_CODES",
@@ -80,6 +78,7 @@ __all__ = [
     "DigitsData",
     "TrainHistory",
     "VAELoss",
+    "VAEModel",
     "bernoulli_log_likelihood",
     "categorical_kl_uniform",
     "all_codes",
@@ -300,6 +299,41 @@ class _StackedLinear(nn.Module):
         rows = x.movedim(-3, 0).reshape(n_models, -1, x.shape[-1])
         out = torch.baddbmm(self.bias, rows, self.weight)  # [M, (...) * B, out]
         return out.reshape(n_models, *lead, x.shape[-2], -1).movedim(0, -3)
+
+
+@runtime_checkable
+class VAEModel(Protocol):
+    r"""What :func:`train_vae`, :func:`vae_loss` and the bounds need of a model (a protocol).
+
+    Any ``nn.Module`` with these members works; :class:`CategoricalVAE` is the book's.
+
+    * ``encode(x)``: images ``[(M,) B, D]`` -> logits ``[(M,) B, N, K]``;
+    * ``decode(z)``: codes ``[..., (M,) B, N, K]`` (one-hot or relaxed) -> pixel logits
+      ``[..., (M,) B, D]`` (Bernoulli);
+    * ``n_pixels`` (D), ``n_latent`` (N), ``n_categories`` (K): ints;
+    * ``n_models``: None for one model, or the number M of stacked independent models.
+    """
+
+    n_pixels: int
+    n_latent: int
+    n_categories: int
+    n_models: int | None
+
+    def encode(self, x: Tensor) -> Tensor: ...
+
+    def decode(self, z: Tensor) -> Tensor: ...
+
+
+def _check_vae_model(model: Any) -> None:
+    """Raise a TypeError naming what ``model`` lacks of the :class:`VAEModel` protocol."""
+    missing = [name for name in ("encode", "decode", "n_pixels", "n_latent", "n_categories",
+                                 "n_models") if not hasattr(model, name)]
+    if not isinstance(model, nn.Module) or missing:
+        lacks = f"; it lacks {', '.join(missing)}" if missing else ""
+        raise TypeError(
+            f"model must be an nn.Module with the VAEModel members (encode, decode, n_pixels, "
+            f"n_latent, n_categories, n_models), such as a CategoricalVAE; got "
+            f"{type_name(model)}{lacks}")
 
 
 class CategoricalVAE(nn.Module):
@@ -593,6 +627,7 @@ def vae_loss(
         REINFORCE Samples, Get a Baseline for Free!*.
     """
     spec = _estimator_spec(estimator)
+    _check_vae_model(model)
     n_samples = check_int(n_samples, "n_samples", min_value=1)
     logits = model.encode(x)  # [(M,) B, N, K]
     tau = check_tau(tau)
@@ -717,8 +752,7 @@ def exact_negative_elbo(model: CategoricalVAE, x: Tensor) -> Tensor:
         >>> exact_negative_elbo(model, torch.ones(4, 64)).shape
         torch.Size([4])
     """
-    if not isinstance(model, CategoricalVAE):
-        raise TypeError(f"model must be a CategoricalVAE, got {type_name(model)}")
+    _check_vae_model(model)
     if model.n_models is not None:
         raise ValueError("exact_negative_elbo takes a plain model (n_models=None)")
     check_tensor(x, "x")
@@ -877,7 +911,7 @@ def _train_test_images(data: object, n_pixels: int) -> tuple[Tensor, Tensor]:
 
 
 def train_vae(
-    model: CategoricalVAE,
+    model: VAEModel,
     data: DigitsData | tuple[Tensor, Tensor],
     estimator: str | Sampler,
     *,
@@ -904,7 +938,8 @@ def train_vae(
     same on every run.
 
     Args:
-        model: the :class:`CategoricalVAE` to train (in place), plain or stacked.
+        model: the model to train (in place), plain or stacked: a :class:`CategoricalVAE`
+            or any ``nn.Module`` with the :class:`VAEModel` members.
         data: a :class:`DigitsData`, or a pair ``(train, test)`` of binary image tensors
             ``[n_train, D]`` and ``[n_test, D]`` with ``D = model.n_pixels`` (any data set).
         estimator: a name registered in :mod:`lib.estimators`
@@ -936,11 +971,8 @@ def train_vae(
         >>> history.eval_epochs.tolist(), history.test_negative_elbo.shape
         ([0, 1], (2, 2))
     """
-    from tqdm import tqdm
-
     _estimator_spec(estimator)  # an unknown name fails here, before any work
-    if not isinstance(model, CategoricalVAE):
-        raise TypeError(f"model must be a CategoricalVAE, got {type_name(model)}")
+    _check_vae_model(model)
     train, test = _train_test_images(data, model.n_pixels)
     n_epochs = check_int(n_epochs, "n_epochs", min_value=1)
     batch_size = check_int(batch_size, "batch_size", min_value=1)
@@ -957,61 +989,55 @@ def train_vae(
     train, test = train.to(device), test.to(device)
     n_train = train.shape[0]
     stacked = model.n_models is not None
+    n_batches = math.ceil(n_train / batch_size)  # steps per epoch (the last batch may be short)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     train_objective: list[list[float]] = []
     taus: list[float] = []
     eval_epochs: list[int] = []
     test_values: list[list[float]] = []
     test_kl: list[list[float]] = []
+    epoch_state: dict[str, Tensor] = {}
 
-    def evaluate(epoch: int) -> None:
+    def loss(step: int) -> Tensor:  # steps 1, 2, ...; epoch e holds steps (e-1)*n_batches + 1..
+        i = ((step - 1) % n_batches) * batch_size
+        if i == 0:  # a new epoch: one independent order of the images per model
+            if stacked:  # [M, n_train]
+                epoch_state["order"] = torch.stack([
+                    rng.randperm(n_train, generator=generator, device=device)
+                    for _ in range(model.n_models)])
+            else:
+                epoch_state["order"] = rng.randperm(n_train, generator=generator, device=device)
+            epoch_state["total"] = torch.zeros(model.n_models if stacked else 1, device=device)
+        x = train[epoch_state["order"][..., i : i + batch_size]]  # [B, D] or [M, B, D]
+        current_tau = schedule(step - 1) if schedule is not None else tau
+        if i == 0:
+            taus.append(float(current_tau))
+        out = vae_loss(model, x, estimator, tau=current_tau, n_samples=n_samples,
+                       generator=generator)
+        total = epoch_state["total"]
+        total += out.negative_elbo.detach().reshape(total.shape[0], -1).sum(dim=-1)
+        if step % n_batches == 0:
+            train_objective.append((total / n_train).tolist())
+        return out.loss
+
+    def evaluate(step: int) -> str:
         model.eval()
         value = discrete_negative_elbo(model, test, n_samples=n_eval_samples, generator=generator)
-        eval_epochs.append(epoch)
+        eval_epochs.append(step // n_batches)
         test_values.append(_per_model_mean(value, stacked))
         with torch.no_grad():
             kl = _kl_uniform(model.encode(test)).sum(dim=-1)
         test_kl.append(_per_model_mean(kl, stacked))
         model.train()
+        latest = f"test -ELBO {np.mean(test_values[-1]):.2f}"
+        return latest + (f" (mean of {model.n_models} models)" if stacked else "")
 
-    evaluate(0)
-    bar = tqdm(
-        range(1, n_epochs + 1), desc=desc or _estimator_name(estimator), disable=not progress,
-        file=sys.stdout,
-        bar_format="{desc}: {percentage:3.0f}%|{bar:20}| {n_fmt}/{total_fmt}{postfix}",
-        mininterval=0.5, leave=True,
+    result = fit(
+        optimizer, loss, n_epochs * n_batches, evaluate=evaluate,
+        eval_at=lambda step: step % n_batches == 0 and (step // n_batches) % eval_every == 0,
+        progress=progress, desc=desc or _estimator_name(estimator), steps_per_tick=n_batches,
+        mininterval=0.5,
     )
-    step, seconds = 0, 0.0
-    for epoch in bar:
-        if stacked:  # one independent order of the images per model: [M, n_train]
-            order = torch.stack([rng.randperm(n_train, generator=generator, device=device)
-                                 for _ in range(model.n_models)])
-        else:
-            order = rng.randperm(n_train, generator=generator, device=device)
-        total = torch.zeros(model.n_models if stacked else 1, device=device)
-        start = time.perf_counter()
-        for i in range(0, n_train, batch_size):
-            x = train[order[..., i : i + batch_size]]  # [B, D] or [M, B, D]
-            current_tau = schedule(step) if schedule is not None else tau
-            if i == 0:
-                taus.append(float(current_tau))
-            out = vae_loss(model, x, estimator, tau=current_tau, n_samples=n_samples,
-                           generator=generator)
-            optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            optimizer.step()
-            snap_(model.parameters())  # the same weights on every CPU (lib.training)
-            total += out.negative_elbo.reshape(total.shape[0], -1).sum(dim=-1)
-            step += 1
-        seconds += time.perf_counter() - start
-        train_objective.append((total / n_train).tolist())
-        if epoch % eval_every == 0 or epoch == n_epochs:
-            evaluate(epoch)
-            latest = f"test -ELBO {np.mean(test_values[-1]):.2f}"
-            if stacked:
-                latest += f" (mean of {model.n_models} models)"
-            bar.set_postfix_str(latest, refresh=False)
-    bar.close()
     return TrainHistory(
         estimator=_estimator_name(estimator),
         train_objective=np.array(train_objective),
@@ -1019,8 +1045,8 @@ def train_vae(
         eval_epochs=np.array(eval_epochs),
         test_negative_elbo=np.array(test_values),
         test_kl=np.array(test_kl),
-        steps=step,
-        seconds=seconds,
+        steps=result.steps,
+        seconds=result.seconds,
     )
 
 

@@ -291,6 +291,20 @@ def test_moving_average_state_is_carried_over_calls():
         est(toy, None, 3, 2, gen(15), state=state)
 
 
+def test_one_shot_moving_average_needs_one_point_and_the_check_follows_the_switch():
+    from lib import validate_args
+
+    toy = BernoulliProblem(torch.zeros(1), lambda b: ((b - 0.499) ** 2).sum(-1))
+    est = get_estimator("reinforce_moving_average")
+    two_points = torch.tensor([[0.0], [1.0]])
+    with pytest.raises(ValueError, match="same logits for every repeat"):
+        est(toy, two_points, 3, 2, gen(16))
+    # with validation off this check (it reads tensor values) is skipped, as in torch.distributions
+    with validate_args(False):
+        out = est(toy, two_points, 3, 2, gen(16))
+    assert out.shape == (2, 1)
+
+
 # ---------------------------------------------------------------- errors
 
 

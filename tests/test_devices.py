@@ -33,6 +33,7 @@ from lib import (
     rationales,
     relaxed,
     rng,
+    sequences,
     structured,
     temperature,
     vae,
@@ -151,6 +152,11 @@ def _rationale_batch():
 
 #: Every public function of lib that takes a generator, called on small CPU inputs.
 GENERATOR_CALLS = {
+    "sequences.SequencePolicy.sample": lambda g: sequences.SequencePolicy(
+        torch.zeros(2, 3, 2), eos=0).sample(3, generator=g),
+    "sequences.group_gradient_estimates": lambda g: sequences.group_gradient_estimates(
+        sequences.SequencePolicy(torch.zeros(2, 3, 2), eos=0), torch.tensor([0.0, 1.0, 1.0]),
+        2, 3, "grpo", generator=g),
     "gumbel.sample_gumbel": lambda g: gumbel.sample_gumbel((2, 3), generator=g),
     "gumbel.gumbel_max_sample": lambda g: gumbel.gumbel_max_sample(torch.zeros(2, 3),
                                                                    generator=g),
@@ -229,7 +235,7 @@ def test_every_function_with_a_generator_is_checked():
     """GENERATOR_CALLS lists every public function of lib that takes ``generator``."""
     found = set()
     for module in (gumbel, relaxed, estimators, structured, compare, temperature, bottleneck,
-                   rationales, vae):
+                   rationales, vae, sequences):
         short = module.__name__.removeprefix("lib.")
         for name in module.__all__:
             obj = getattr(module, name)
@@ -404,6 +410,11 @@ def _tiny_digits():
 #: rationale loss sizes its masks by the longest text; the trainers and evaluators return
 #: Python floats or NumPy arrays; the temperature experiment counts with bincount.
 CPU_CALLS = {
+    "SequencePolicy.sample": lambda g: sequences.SequencePolicy(
+        torch.zeros(2, 3, 2), eos=0).sample(3, generator=g),
+    "group_gradient_estimates": lambda g: sequences.group_gradient_estimates(
+        sequences.SequencePolicy(torch.zeros(2, 3, 2), eos=0), torch.tensor([0.0, 1.0, 1.0]),
+        2, 3, "grpo", generator=g),
     "gumbel_topk_sample": lambda g: gumbel.gumbel_topk_sample(torch.zeros(4, 5), 2, generator=g),
     "perturb_and_map_chain": lambda g: structured.perturb_and_map_chain(
         torch.zeros(4), torch.zeros(3), 5, generator=g),

@@ -6,7 +6,8 @@ import importlib
 import pytest
 
 CORE_MODULES = ["lib._validation", "lib.gumbel", "lib.relaxed", "lib.estimators",
-                "lib.schedules", "lib.utils", "lib.compare", "lib.rng", "lib.interactive"]
+                "lib.schedules", "lib.utils", "lib.compare", "lib.rng", "lib.interactive",
+                "lib.sequences"]
 
 
 @pytest.mark.parametrize("name", CORE_MODULES)

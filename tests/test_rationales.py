@@ -666,3 +666,37 @@ def test_train_side_by_side_trains_each_model_in_place():
                              "exact", n_steps=1)
     with pytest.raises(ValueError, match="estimator"):
         R.train_side_by_side(models, data, "gumbel", n_steps=1)
+
+
+class _LinearRationalizer(torch.nn.Module):
+    """Not a RationaleModel: a per-token linear selector and a mean-pooling classifier."""
+
+    def __init__(self, vocab_size: int) -> None:
+        super().__init__()
+        self.selector_table = torch.nn.Embedding(vocab_size, 1)
+        self.classifier_table = torch.nn.Embedding(vocab_size, 2)
+
+    def keep_logits(self, tokens, mask):
+        return self.selector_table(tokens).squeeze(-1)
+
+    def classify(self, tokens, z):
+        return torch.einsum("...bl,blc->...bc", z, self.classifier_table(tokens))
+
+
+def test_the_trainer_takes_any_module_with_the_rationalizer_methods():
+    data = R.make_synthetic_reviews(64, seed=0)
+    model = _LinearRationalizer(len(data.vocab))
+    assert isinstance(model, R.Rationalizer) and not isinstance(model, R.RationaleModel)
+    before = [p.detach().clone() for p in model.parameters()]
+    history = R.train_rationale_model(model, data, data, "reinforce_loo", n_steps=3,
+                                      eval_every=1, progress=False,
+                                      generator=torch.Generator().manual_seed(0))
+    assert history.steps == [0, 1, 2, 3] and len(history.test) == 4
+    assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+    class NoClassifier(torch.nn.Module):
+        def keep_logits(self, tokens, mask):
+            return tokens.double()
+
+    with pytest.raises(TypeError, match="Rationalizer.*lacks classify"):
+        R.train_rationale_model(NoClassifier(), data, data, "exact", n_steps=1)

@@ -184,3 +184,10 @@ def test_without_replacement_masked_and_argument_checks():
         without_replacement_log_prob(torch.zeros(3), torch.tensor([3]))
     with pytest.raises(TypeError, match="integer"):
         without_replacement_log_prob(torch.zeros(3), torch.tensor([0.0]))
+
+
+def test_batch_shapes_that_do_not_broadcast_are_named():
+    with pytest.raises(ValueError, match=r"batch shapes of unary \(2,\) and coupling \(3,\)"):
+        chain_map(torch.zeros(2, 4), torch.zeros(3, 3))
+    with pytest.raises(ValueError, match=r"batch shapes of logits \(2,\) and draws \(3,\)"):
+        without_replacement_log_prob(torch.zeros(2, 4), torch.tensor([[0, 1]] * 3))

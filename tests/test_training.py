@@ -106,3 +106,30 @@ def test_fit_bad_input():
         fit(opt, lambda s: w.sum(), 0)
     with pytest.raises(ValueError, match=r"loss\(step\) must return a scalar tensor, got \(1,\)"):
         fit(opt, lambda s: w * 2, 3, progress=False)
+
+
+def test_fit_advances_the_bar_at_evaluations_only_when_asked(capsys):
+    """advance="evaluation": the count shown always goes with the evaluation beside it."""
+    from lib.training import fit
+
+    w = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.SGD([w], lr=0.1)
+    fit(opt, lambda s: ((w - 1) ** 2).sum(), 7, evaluate=lambda s: f"at {s}",
+        eval_at=lambda s: s % 3 == 0, desc="run", advance="evaluation")
+    parts = capsys.readouterr().out.split("\r")
+    shown = [part.rsplit("| ", 1)[1] for part in parts if "| " in part]
+    assert {s.split(",")[0] for s in shown} == {"0/7", "3/7", "6/7", "7/7"}
+    assert all(s.startswith(f"{s.split('/')[0]}/7, at {s.split('/')[0]}") for s in shown[1:])
+    with pytest.raises(ValueError, match="advance must be 'tick' or 'evaluation'"):
+        fit(opt, lambda s: w.sum(), 2, advance="epoch")
+
+
+def test_fit_takes_a_duck_typed_optimiser():
+    """Any object with param_groups, zero_grad and step (the autoencoder's element-wise Adam)."""
+    from lib.bottleneck import _Adam
+    from lib.training import fit
+
+    w = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    out = fit(_Adam([w], lr=0.1), lambda s: ((w - 1) ** 2).sum(), 100, progress=False)
+    assert out.steps == 100 and torch.allclose(w.detach(), torch.ones(2, dtype=torch.float64),
+                                               atol=0.05)

@@ -676,3 +676,46 @@ def test_docstring_examples():
 
     result = doctest.testmod(lib.vae, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0, result
+
+
+class _TinyVAE(torch.nn.Module):
+    """Not a CategoricalVAE: a VAE of another architecture with the VAEModel members."""
+
+    n_pixels, n_latent, n_categories, n_models = 16, 2, 3, None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc = torch.nn.Linear(16, 6)
+        self.dec = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(),
+                                       torch.nn.Linear(8, 16))
+
+    def encode(self, x):
+        return self.enc(x).unflatten(-1, (2, 3))
+
+    def decode(self, z):
+        return self.dec(z.flatten(-2))
+
+
+def test_train_vae_takes_any_module_with_the_protocol_members():
+    from lib.vae import VAEModel
+
+    g = torch.Generator().manual_seed(0)
+    images = (torch.rand(40, 16, generator=g) < 0.5).double()
+    model = _TinyVAE().double()
+    assert isinstance(model, VAEModel)
+    before = [p.detach().clone() for p in model.parameters()]
+    history = train_vae(model, (images[:30], images[30:]), "st_gumbel_softmax", n_epochs=2,
+                        batch_size=10, eval_every=1, generator=g, progress=False)
+    assert history.steps == 6 and history.test_negative_elbo.shape == (3, 1)
+    assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+    class NoDecoder(torch.nn.Module):
+        n_pixels, n_latent, n_categories, n_models = 16, 2, 3, None
+
+        def encode(self, x):
+            return x
+
+    with pytest.raises(TypeError, match="VAEModel.*lacks decode"):
+        train_vae(NoDecoder(), (images[:30], images[30:]), "st_gumbel_softmax", n_epochs=1)
+    with pytest.raises(TypeError, match="VAEModel"):
+        vae_loss(object(), images, "st_gumbel_softmax")

@@ -4,7 +4,8 @@
     python -m tools.syllabus --check   # exit 1 if the table there is out of date
 
 One row per exercise set, one week each, in the order of the solution notebooks: the chapter
-with the same number (week 1 adds chapter 00, how to use the book), the set's exercise page, its
+with the same number (week 1 adds chapter 00, how to use the book; a set without one, such as
+the bug museum, is a review week), the set's exercise page, its
 questions and points as registered in ``lib/grading/sets/<set>.py`` (hidden questions, which an
 instructor adds with ``--extra``, are not counted), the time budget of each question, and the
 estimated time a student spends on the exercises (``MINUTES_PER_POINT`` per point: a planning
@@ -74,7 +75,8 @@ def table(root: Path = ROOT) -> str:
              "|---|---|---|---|" + ("---|" if column else "") + "---|"]
     total_q = total_p = 0.0
     for r in data:
-        read = ", ".join(f"{{doc}}`{c}`" for c in r["chapters"])
+        # a set without a chapter of its own number (the bug museum) reviews earlier weeks
+        read = ", ".join(f"{{doc}}`{c}`" for c in r["chapters"]) or "review"
         budget = " or ".join(f"{s:g} s" for s in r["budgets"])
         lines.append(
             f"| {r['week']} | {read} | {{doc}}`{r['set']} <{r['exercises']}>` "

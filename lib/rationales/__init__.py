@@ -64,7 +64,7 @@ from lib.rationales.display import (
     show_rationales,
 )
 from lib.rationales.metrics import METRICS, evaluate_rationales, precision_recall_f1
-from lib.rationales.model import RationaleModel
+from lib.rationales.model import RationaleModel, Rationalizer
 from lib.rationales.objective import (
     ESTIMATOR_LABELS,
     ESTIMATORS,
@@ -94,6 +94,7 @@ __all__ = [
     "RationaleData",
     "RationaleLoss",
     "RationaleModel",
+    "Rationalizer",
     "TrainHistory",
     "Vocabulary",
     "estimator_label",

@@ -17,7 +17,7 @@ import torch
 from lib._validation import type_name
 from lib.rationales.data import RationaleData
 from lib.rationales.metrics import METRICS
-from lib.rationales.model import RationaleModel
+from lib.rationales.model import Rationalizer
 from lib.rationales.objective import estimator_label
 from lib.rationales.training import TrainHistory
 
@@ -101,7 +101,7 @@ def plot_learning_curves(ax: Any, histories: Sequence[TrainHistory], metric: str
     return ax
 
 
-def show_rationales(model: RationaleModel, data: RationaleData, indices: Sequence[int]) -> Any:
+def show_rationales(model: Rationalizer, data: RationaleData, indices: Sequence[int]) -> Any:
     """HTML showing, for each chosen text, the planted rationale and the model's selection.
 
     For each text: a header with the true and predicted labels, a row ``planted`` (the true
@@ -110,7 +110,7 @@ def show_rationales(model: RationaleModel, data: RationaleData, indices: Sequenc
     blue bar under each token. Drawn with :func:`lib.text.highlight_tokens`.
 
     Args:
-        model: a :class:`RationaleModel`.
+        model: a :class:`RationaleModel` or any :class:`Rationalizer`.
         data: a :class:`RationaleData`.
         indices: which texts to show.
 

@@ -17,7 +17,7 @@ from torch import Tensor
 from lib._validation import check_generator, type_name
 from lib.estimators import StochasticNode
 from lib.rationales.data import RationaleData
-from lib.rationales.model import RationaleModel
+from lib.rationales.model import Rationalizer
 
 __all__ = ["METRICS", "evaluate_rationales", "precision_recall_f1"]
 
@@ -71,7 +71,7 @@ def precision_recall_f1(
 
 @torch.no_grad()
 def evaluate_rationales(
-    model: RationaleModel,
+    model: Rationalizer,
     data: RationaleData,
     *,
     selection: str = "argmax",
@@ -90,7 +90,7 @@ def evaluate_rationales(
     prediction of an empty selection, go to class 0).
 
     Args:
-        model: a :class:`RationaleModel`.
+        model: a :class:`RationaleModel` or any :class:`Rationalizer`.
         data: a :class:`RationaleData`; precision, recall and F1 are NaN when it has no
             ``rationales``.
         selection: ``"argmax"``, ``"sample"`` or ``"all"``.

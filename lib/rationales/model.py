@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +28,38 @@ from torch import Tensor, nn
 from lib._validation import check_int
 from lib.rationales.data import _check_probability
 
-__all__ = ["RationaleModel"]
+__all__ = ["RationaleModel", "Rationalizer"]
+
+
+@runtime_checkable
+class Rationalizer(Protocol):
+    r"""What :func:`lib.rationales.train_rationale_model`, :func:`rationale_loss` and the
+    metrics need of a model (a protocol): a selector and a classifier.
+
+    Any ``nn.Module`` with these two methods works; :class:`RationaleModel` is the book's.
+
+    * ``keep_logits(tokens, mask)``: LongTensor ``[B, L]`` and BoolTensor ``[B, L]`` ->
+      keep-logits ``[B, L]`` (the selector; padded positions are ignored);
+    * ``classify(tokens, z)``: tokens ``[B, L]`` and masks ``[..., B, L]`` (leading sample
+      dimensions allowed, zero on padding) -> class logits ``[..., B, n_classes]``.
+
+    The trainer gives the parameters whose names start with ``selector`` the selector's
+    learning rate and every other parameter the classifier's.
+    """
+
+    def keep_logits(self, tokens: Tensor, mask: Tensor) -> Tensor: ...
+
+    def classify(self, tokens: Tensor, z: Tensor) -> Tensor: ...
+
+
+def _check_rationalizer(model: Any, name: str = "model") -> None:
+    """Raise a TypeError naming what ``model`` lacks of the :class:`Rationalizer` protocol."""
+    missing = [m for m in ("keep_logits", "classify") if not callable(getattr(model, m, None))]
+    if not isinstance(model, nn.Module) or missing:
+        lacks = f"; it lacks {', '.join(missing)}" if missing else ""
+        raise TypeError(
+            f"{name} must be an nn.Module with the Rationalizer methods keep_logits and "
+            f"classify, such as a RationaleModel; got {type(model).__name__}{lacks}")
 
 
 class RationaleModel(nn.Module):

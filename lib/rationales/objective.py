@@ -26,7 +26,7 @@ from torch import Tensor
 
 from lib._validation import check_generator, check_int, check_real, type_name
 from lib.estimators import StochasticNode, estimator_names, get_estimator_spec, surrogate
-from lib.rationales.model import RationaleModel, _selector_parameters
+from lib.rationales.model import Rationalizer, _selector_parameters
 
 __all__ = [
     "ESTIMATORS",
@@ -103,7 +103,7 @@ def rationale_penalty(z: Tensor, mask: Tensor, lambda1: float, lambda2: float) -
     return lambda1 * z.sum(-1) + lambda2 * switches
 
 
-def _cost(model: RationaleModel, tokens: Tensor, labels: Tensor, z: Tensor, mask: Tensor,
+def _cost(model: Rationalizer, tokens: Tensor, labels: Tensor, z: Tensor, mask: Tensor,
           lambda1: float, lambda2: float) -> tuple[Tensor, Tensor]:
     """(cost, cross-entropy), each ``[..., B]``, for masks ``z`` ``[..., B, L]``."""
     logits = model.classify(tokens, z)
@@ -133,7 +133,7 @@ class RationaleLoss(NamedTuple):
 
 
 def rationale_loss(
-    model: RationaleModel,
+    model: Rationalizer,
     tokens: Tensor,
     mask: Tensor,
     labels: Tensor,
@@ -312,7 +312,7 @@ def estimator_label(estimator: str) -> str:
 
 
 def selector_gradients(
-    model: RationaleModel,
+    model: Rationalizer,
     tokens: Tensor,
     mask: Tensor,
     labels: Tensor,
@@ -329,7 +329,7 @@ def selector_gradients(
     exact gradient of the expected cost. The model's ``.grad`` fields are left untouched.
 
     Args:
-        model: a :class:`RationaleModel`.
+        model: a :class:`RationaleModel` or any :class:`Rationalizer`.
         tokens, mask, labels: one batch, as for :func:`rationale_loss`.
         estimator: a registered estimator, such as those of :data:`ESTIMATORS` (not
             ``full_text``, which has no selector).

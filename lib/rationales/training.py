@@ -13,22 +13,27 @@ float64 gives the same weights on every CPU.
 from __future__ import annotations
 
 import math
-import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from lib import rng
 from lib._validation import check_bool, check_generator, check_int, check_real, type_name
 from lib.rationales.data import RationaleData
 from lib.rationales.metrics import evaluate_rationales
-from lib.rationales.model import RationaleModel, _selector_parameters, _SideBySide
+from lib.rationales.model import (
+    RationaleModel,
+    Rationalizer,
+    _check_rationalizer,
+    _selector_parameters,
+    _SideBySide,
+)
 from lib.rationales.objective import _check_estimator, rationale_loss
-from lib.training import snap_
+from lib.training import fit, snap_
 
 __all__ = ["TrainHistory", "train_rationale_model", "train_side_by_side"]
 
@@ -63,7 +68,7 @@ class TrainHistory:
 
 
 def train_rationale_model(
-    model: RationaleModel,
+    model: Rationalizer,
     train: RationaleData,
     test: RationaleData,
     estimator: str,
@@ -98,7 +103,8 @@ def train_rationale_model(
     prints no rate or time, so its text is the same on every run.
 
     Args:
-        model: the :class:`RationaleModel` to train (in place).
+        model: the model to train (in place): a :class:`RationaleModel` or any module with
+            the :class:`Rationalizer` methods.
         train: training :class:`RationaleData`.
         test: evaluation :class:`RationaleData` (same vocabulary).
         estimator: ``"full_text"`` or a registered estimator (:data:`ESTIMATORS` lists the
@@ -132,11 +138,8 @@ def train_rationale_model(
         >>> h.steps
         [0, 1, 2]
     """
-    from tqdm import tqdm
-
     estimator = _check_estimator(estimator)
-    if not isinstance(model, RationaleModel):
-        raise TypeError(f"model must be a RationaleModel, got {type_name(model)}")
+    _check_rationalizer(model)
     for name, d in (("train", train), ("test", test)):
         if not isinstance(d, RationaleData):
             raise TypeError(f"{name} must be a RationaleData, got {type_name(d)}")
@@ -154,42 +157,30 @@ def train_rationale_model(
     optimizer = torch.optim.Adam([{"params": selector, "lr": selector_lr},
                                   {"params": classifier, "lr": lr}])
     history = TrainHistory(estimator)
-
-    def evaluate(step: int, costs: list[float]) -> None:
-        history.steps.append(step)
-        history.train_cost.append(float(np.mean(costs)) if costs else math.nan)
-        history.test.append(evaluate_rationales(model, test, selection=selection))
-
-    evaluate(0, [])
-    bar = tqdm(
-        total=n_steps, desc=desc or estimator, disable=not progress, file=sys.stdout,
-        bar_format="{desc}: {percentage:3.0f}%|{bar:20}| {n_fmt}/{total_fmt}{postfix}",
-        mininterval=0, miniters=1, maxinterval=math.inf, leave=True,
-    )
     tokens, mask, labels = train.tokens.to(device), train.mask.to(device), train.labels.to(device)
     costs: list[float] = []
-    shown = 0
-    for step in range(1, n_steps + 1):
-        start = time.perf_counter()
+
+    def loss(step: int) -> Tensor:
         index = rng.randint(len(train), (batch_size,), generator=generator, device=device)
         out = rationale_loss(model, tokens[index], mask[index], labels[index], estimator,
                              lambda1=lambda1, lambda2=lambda2, tau=tau, n_samples=n_samples,
                              params=params, generator=generator)
-        optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
-        optimizer.step()
-        snap_(model.parameters())  # the same weights on every CPU (lib.training)
-        history.seconds += time.perf_counter() - start
         costs.append(float(out.cost))
-        if step % eval_every == 0 or step == n_steps:
-            evaluate(step, costs)
-            costs = []
-            last = history.final
-            f1 = "" if math.isnan(last["f1"]) else f", F1 {last['f1']:.2f}"
-            bar.set_postfix_str(f"test acc {last['accuracy']:.3f}{f1}", refresh=False)
-            bar.update(step - shown)
-            shown = step
-    bar.close()
+        return out.loss
+
+    def evaluate(step: int) -> str:
+        history.steps.append(step)
+        history.train_cost.append(float(np.mean(costs)) if costs else math.nan)
+        history.test.append(evaluate_rationales(model, test, selection=selection))
+        costs.clear()
+        last = history.final
+        f1 = "" if math.isnan(last["f1"]) else f", F1 {last['f1']:.2f}"
+        return f"test acc {last['accuracy']:.3f}{f1}"
+
+    history.seconds = fit(
+        optimizer, loss, n_steps, evaluate=evaluate, eval_at=lambda step: step % eval_every == 0,
+        progress=progress, desc=desc or estimator, advance="evaluation",
+    ).seconds
     return history
 
 
