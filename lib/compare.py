@@ -719,6 +719,10 @@ def get_estimator(name: str, **params: Any) -> Estimator:
     ``gumbel_softmax``            tau      :math:`\nabla_\ell f(\mathrm{softmax}((\ell+G)/\tau))`
     ``st_gumbel_softmax``         tau      :math:`\partial f/\partial z` at the hard sample,
                                            times the relaxed sample's Jacobian
+    ``gumbel_rao``                tau,     as ``st_gumbel_softmax``, the Jacobian averaged over
+                                 n_cond.  ``n_conditional`` draws of the noise given the sample
+    ``reinmax``                   tau      :math:`\partial f/\partial z` at the hard sample, times
+                                           :math:`2J(\pi_{1/2}) - J(\pi)/2` (second order)
     ============================ ======== ===================================================
 
     Every name except ``reinforce_moving_average`` is an estimator of the registry
@@ -783,6 +787,8 @@ _COLOR_ROLE = {
     "straight_through": "straight_through",
     "gumbel_softmax": "relaxed",
     "st_gumbel_softmax": "empirical",
+    "gumbel_rao": "rao_blackwellised",
+    "reinmax": "second_order",
 }
 _TAU_LINESTYLES = {0.1: ":", 0.5: "-", 1.0: "--", 2.0: "-."}
 

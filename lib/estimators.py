@@ -937,3 +937,162 @@ def _gumbel_softmax(node, cost, n_samples, generator, tau):
 def _st_gumbel_softmax(node, cost, n_samples, generator, tau):
     z = node.relaxed(n_samples, tau, True, generator)
     return _pathwise(z, z, cost)
+
+
+# --------------------------------------------------------------------------------------------
+# Rao-Blackwellised and second-order straight-through
+# --------------------------------------------------------------------------------------------
+#
+# Two repairs of straight-through Gumbel-softmax that keep its forward pass (one exact sample)
+# and change only its backward pass: Gumbel-Rao averages the relaxed gradient over the noise
+# that could have produced the sample (lower variance, the same mean); ReinMax replaces the
+# relaxed gradient by a second-order (Heun) approximation (a different mean). Chapter 11
+# measures both against the exact gradient.
+
+
+def _softmax_jacobian_surrogate(p: Tensor, logits: Tensor) -> Tensor:
+    r"""A tensor whose value is 0 and whose backward pass is the softmax Jacobian at ``p``.
+
+    ``h = p * (logits - <p, logits>)`` with ``p`` detached has
+    :math:`\partial h_k / \partial \ell_j = p_k(\delta_{kj} - p_j)`, the Jacobian of
+    ``softmax`` at probabilities ``p``, even where ``p`` is not a softmax of ``logits``.
+    """
+    p = p.detach()
+    h = p * (logits - (p * logits).sum(-1, keepdim=True))
+    return h - h.detach()
+
+
+def _conditional_logistic(logits: Tensor, hard: Tensor, generator: torch.Generator | None
+                          ) -> Tensor:
+    r"""Logistic noise ``L`` given the Bernoulli sample ``b = 1[logits + L > 0]``, detached.
+
+    Given ``b = 1`` the uniform behind ``L`` is uniform on :math:`(\sigma(-\ell), 1)`, given
+    ``b = 0`` on :math:`(0, \sigma(-\ell))`. With :math:`W \sim U(0, 1)`:
+    :math:`L = \log(1 - W\sigma(\ell)) - \log W - \log\sigma(\ell)` if ``b = 1`` and
+    :math:`L = \log W + \log\sigma(-\ell) - \log(1 - W\sigma(-\ell))` if ``b = 0``, stable for
+    large :math:`|\ell|`. ``logits`` and ``hard`` have the same shape; so has the result.
+    """
+    from lib.gumbel import _uniform_open_like
+
+    logits = logits.detach()
+    log_w = torch.log(_uniform_open_like(logits, generator))
+    # on the side of the sample: s = +1 for b = 1, -1 for b = 0; L = s * (log(1 - W sigma(s l))
+    # - log W - log sigma(s l))
+    sign = 2 * hard.detach() - 1
+    signed = sign * logits
+    log_p = _log_sigmoid(signed)
+    return sign * (torch.log1p(-torch.exp(log_w + log_p)) - log_w - log_p)
+
+
+def _generator_seeded_by(u: Tensor) -> torch.Generator:
+    """A CPU generator seeded by a hash of the values of ``u`` (reads them: waits for a GPU)."""
+    import hashlib
+
+    data = u.detach().to(torch.float64).contiguous().cpu().numpy().tobytes()
+    seed = int.from_bytes(hashlib.sha256(data).digest()[:8], "little") >> 1
+    return torch.Generator().manual_seed(seed)
+
+
+@register_estimator(
+    "gumbel_rao", unbiased=False, label="Gumbel-Rao", params={"tau": 1.0, "n_conditional": 10},
+    description="hard sample forward; the relaxed gradient averaged over n_conditional "
+                "draws of the noise given the sample")
+def _gumbel_rao(node, cost, n_samples, generator, tau, n_conditional):
+    r"""Gumbel-Rao: ST Gumbel-softmax, Rao-Blackwellised over the noise given the sample.
+
+    Forward, the exact sample :math:`D` (``node.sample``); backward, the average of the
+    relaxed sample's gradient over ``n_conditional`` draws :math:`G^{(k)}` of the Gumbel noise
+    given :math:`D` (:func:`lib.gumbel.conditional_gumbel`; for a Bernoulli node the logistic
+    noise given the bit):
+
+    .. math:: \hat g = \frac{\partial f}{\partial D}\Big|_D \;
+              \frac1K \sum_{k=1}^{K} \frac{\partial}{\partial \ell}
+              \mathrm{softmax}\big((\ell + \mathrm{sg}(G^{(k)}))/\tau\big).
+
+    Its expectation is that of ``st_gumbel_softmax`` at the same ``tau`` (the tower property:
+    ST Gumbel-softmax's gradient averaged over the noise that gives the same sample), and its
+    variance is no larger; ``n_conditional=1`` has ST Gumbel-softmax's distribution. The
+    gradient is not taken through the conditional noise (as in Paulus et al.'s released code;
+    their paper's text says "through both": that would change the mean, see chapter 11).
+
+    Params:
+        tau: temperature of the relaxation (a number > 0, or a tensor broadcastable to the
+            logits' shape).
+        n_conditional: K, draws of the conditional noise per sample (an int >= 1). The cost
+            is still evaluated once per sample.
+
+    The exact samples come through the node; the conditional noise is drawn from
+    ``generator``, except for a node with ``fixed_uniforms``: then it is drawn from a CPU
+    generator seeded by a hash of those uniforms, so that the estimate is a function of them
+    alone (nodes that share the uniforms share the conditional noise too, and ``generator``
+    is left untouched, as with every estimator).
+
+    Reference:
+        M. B. Paulus, C. J. Maddison, A. Krause (2021), *Rao-Blackwellizing the Straight-Through
+        Gumbel-Softmax Gradient Estimator*, ICLR.
+    """
+    n_conditional = check_int(n_conditional, "n_conditional", min_value=1)
+    hard = node.sample(n_samples, generator)  # [S, *shape]
+    if node.fixed_uniforms is not None:
+        generator = _generator_seeded_by(node.fixed_uniforms)
+    logits = node._expand(n_samples)
+    repeated = logits.detach().expand(n_conditional, *logits.shape)  # [K, S, *shape]
+    if node.kind == "categorical":
+        from lib.gumbel import conditional_gumbel
+
+        winner = hard.argmax(-1).expand(n_conditional, *hard.shape[:-1])
+        noise = conditional_gumbel(repeated, winner, generator=generator)
+        soft = torch.softmax((logits + noise) / tau, dim=-1).mean(0)
+    else:
+        noise = _conditional_logistic(repeated, hard.expand_as(repeated), generator)
+        soft = torch.sigmoid((logits + noise) / tau).mean(0)
+    z = straight_through(hard, soft)
+    valid = node._valid(z)
+    return _pathwise(z if valid is None else z * valid, hard, cost)
+
+
+@register_estimator(
+    "reinmax", unbiased=False, label="ReinMax", params={"tau": 1.0},
+    description="hard sample forward, second-order (Heun) gradient backward")
+def _reinmax(node, cost, n_samples, generator, tau):
+    r"""ReinMax: straight-through with a second-order (Heun's method) correction.
+
+    Forward, the exact sample :math:`D` (``node.sample``). Backward, with
+    :math:`\pi = \mathrm{softmax}(\ell)`, :math:`\pi_{1/2} = (\mathrm{softmax}(\ell/\tau) + D)/2`
+    and :math:`J(p) = \mathrm{diag}(p) - p p^\top` (the softmax Jacobian at probabilities
+    :math:`p`),
+
+    .. math:: \hat g = \frac{\partial f}{\partial D}\Big|_D
+              \Big(2\,J(\pi_{1/2}) - \tfrac12\,J(\pi)\Big),
+
+    where ``straight_through`` uses :math:`J(\pi)`. For linear and quadratic costs of a single
+    categorical its expectation is the exact gradient at ``tau=1`` (Heun's method is exact for
+    quadratics; Liu et al. show the second-order accuracy);
+    not in general. It needs no relaxed sample: ``tau`` only enters :math:`\pi_{1/2}`. This is
+    the ``reinmax`` package's backward pass (``ReinMax_Auto``, checked against it in
+    tests/test_fixing_straight_through.py). A Bernoulli node is a categorical over
+    :math:`\{0, 1\}` with logits :math:`(0, \ell)`: :math:`\hat g = \frac{\partial f}{\partial b}
+    \big(2 q(1 - q) - \tfrac12 \sigma(\ell)(1 - \sigma(\ell))\big)` with
+    :math:`q = (\sigma(\ell/\tau) + b)/2`.
+
+    Params:
+        tau: temperature of :math:`\pi_{1/2}` (a number > 0, or a tensor broadcastable to the
+            logits' shape); the paper's experiments use ``tau`` >= 1.
+
+    Reference:
+        L. Liu, C. Dong, X. Liu, B. Yu, J. Gao (2023), *Bridging Discrete and Backpropagation:
+        Straight-Through and Beyond*, NeurIPS.
+    """
+    hard = node.sample(n_samples, generator)  # [S, *shape]
+    logits = node._expand(n_samples)
+    if node.kind == "categorical":
+        half = (torch.softmax(logits.detach() / tau, dim=-1) + hard) / 2
+        backward = (2 * _softmax_jacobian_surrogate(half, logits)
+                    - 0.5 * _softmax_jacobian_surrogate(torch.softmax(logits, -1), logits))
+    else:
+        half = (torch.sigmoid(logits.detach() / tau) + hard) / 2
+        p = torch.sigmoid(logits.detach())
+        backward = (2 * half * (1 - half) - 0.5 * p * (1 - p)) * (logits - logits.detach())
+    z = hard + backward  # the value is the sample exactly: backward is 0
+    valid = node._valid(z)
+    return _pathwise(z if valid is None else z * valid, hard, cost)

@@ -10,6 +10,8 @@ References:
     C. J. Maddison, D. Tarlow, T. Minka (2014), *A* Sampling*, NeurIPS.
     W. Kool, H. van Hoof, M. Welling (2019), *Stochastic Beams and Where to Find Them: The
     Gumbel-Top-k Trick for Sampling Sequences Without Replacement*, ICML.
+    M. B. Paulus, C. J. Maddison, A. Krause (2021), *Rao-Blackwellizing the Straight-Through
+    Gumbel-Softmax Gradient Estimator*, ICLR (:func:`conditional_gumbel`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from lib._validation import (
 )
 
 __all__ = [
+    "conditional_gumbel",
     "gumbel_cdf",
     "gumbel_log_prob",
     "gumbel_max_sample",
@@ -369,3 +372,104 @@ def gumbel_log_prob(
     z = _gumbel_z(x, loc, scale)
     log_scale = torch.log(scale) if isinstance(scale, Tensor) else math.log(scale)
     return -z - torch.exp(-z) - log_scale
+
+
+def conditional_gumbel(
+    logits: Tensor,
+    winner: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    r"""Gumbel noise conditioned on the Gumbel-max winner: :math:`G \mid \arg\max(\ell + G) = i`.
+
+    The perturbed logits :math:`X_j = \ell_j + G_j` of i.i.d. standard Gumbels, conditioned on
+    :math:`\arg\max_j X_j = i`, are drawn by the truncated-Gumbel construction (Maddison,
+    Tarlow, Minka 2014; Paulus, Maddison, Krause 2021). The maximum is
+    :math:`\mathrm{Gumbel}(\operatorname{logsumexp}(\ell))` whoever wins, and independent of
+    the winner; given the maximum :math:`M`, each other :math:`X_j` is a
+    :math:`\mathrm{Gumbel}(\ell_j)` truncated below :math:`M`. With :math:`E_j` i.i.d.
+    standard exponentials (:math:`E = -\log U`),
+
+    .. math::
+        X_i = M = \operatorname{logsumexp}(\ell) - \log E_i, \qquad
+        X_j = -\log\big(e^{-M} + E_j\, e^{-\ell_j}\big) \quad (j \ne i),
+
+    since :math:`-\log(e^{-M} + e^{-Y})` with :math:`Y \sim \mathrm{Gumbel}(\ell_j)` is
+    :math:`\mathrm{Gumbel}(\ell_j)` truncated to :math:`(-\infty, M)`. The function returns the
+    noise :math:`G = X - \ell`. Averaging a function of :math:`\ell + G` over these draws is
+    the Rao-Blackwellisation of Gumbel-Rao (``gumbel_rao`` in :mod:`lib.estimators`). Chapter 11
+    checks the construction against rejection sampling.
+
+    The noise is a constant: no gradient flows through it into ``logits`` (add it to the
+    logits to get perturbed logits that carry the logits' gradient). Categories with logit
+    ``-inf`` get noise 0 (their perturbed logit stays ``-inf``). In floating point a
+    non-winner can tie with the maximum when its truncated value rounds to :math:`M`
+    (:math:`e^{-\ell_j} E_j` below the rounding of :math:`e^{-M}`, probability about
+    ``eps``); ``argmax`` then returns the first of the tied indices.
+
+    Args:
+        logits: floating tensor ``[..., K]`` (categories on the last dimension), unnormalised;
+            ``-inf`` masks a category.
+        winner: integer tensor of category indices in ``[0, K)``, of a shape that broadcasts
+            with ``logits.shape[:-1]``, such as ``gumbel_max_sample(logits)`` or, with extra
+            leading dimensions, several draws per winner (``winner.expand(n, *batch)``). Each
+            winner must have a finite logit (checked with validation on, see
+            :func:`lib.set_default_validate_args`).
+        generator: optional ``torch.Generator`` on the CPU or on the logits' device. Noise has
+            the logits' dtype and device.
+
+    Returns:
+        Tensor ``[*broadcast(logits.shape[:-1], winner.shape), K]`` of noise ``G`` with
+        ``argmax(logits + G) == winner``, detached.
+
+    Raises:
+        TypeError: for logits that are not a floating tensor, a ``winner`` that is not an
+            integer tensor, or a bad ``generator``.
+        ValueError: for shapes that do not broadcast; with validation on, also for winners
+            outside ``[0, K)`` or with logit ``-inf``, and for logits with NaN or ``+inf``.
+
+    Example:
+        >>> logits = torch.log(torch.tensor([0.1, 0.2, 0.7]))
+        >>> winner = torch.tensor([0, 0, 0, 0])
+        >>> g = conditional_gumbel(logits, winner, generator=torch.Generator().manual_seed(0))
+        >>> (logits + g).argmax(-1)
+        tensor([0, 0, 0, 0])
+
+    References:
+        C. J. Maddison, D. Tarlow, T. Minka (2014), *A* Sampling*, NeurIPS (truncated Gumbels).
+        M. B. Paulus, C. J. Maddison, A. Krause (2021), *Rao-Blackwellizing the
+        Straight-Through Gumbel-Softmax Gradient Estimator*, ICLR.
+    """
+    check_logits(logits)
+    if not isinstance(winner, Tensor):
+        raise TypeError(f"winner must be an integer torch.Tensor of category indices, got "
+                        f"{type_name(winner)}")
+    if winner.is_floating_point() or winner.is_complex() or winner.dtype == torch.bool:
+        raise TypeError(f"winner must be an integer tensor of category indices, got dtype "
+                        f"{winner.dtype}; convert with winner.long() (or argmax a one-hot)")
+    check_generator(generator, like=logits)
+    try:
+        batch = torch.broadcast_shapes(logits.shape[:-1], winner.shape)
+    except RuntimeError:
+        raise ValueError(f"winner's shape {tuple(winner.shape)} must broadcast with the "
+                         f"logits' shape without its last dimension "
+                         f"{tuple(logits.shape[:-1])}") from None
+    n_categories = logits.shape[-1]
+    winner = winner.to(logits.device)
+    if validating():
+        if bool(((winner < 0) | (winner >= n_categories)).any()):
+            raise ValueError(f"winner must hold category indices in [0, {n_categories}), got "
+                             f"values from {int(winner.min())} to {int(winner.max())}")
+    logits = logits.detach().expand(*batch, n_categories)
+    index = winner.expand(batch).unsqueeze(-1)
+    if validating() and not bool(torch.isfinite(logits.gather(-1, index)).all()):
+        raise ValueError("every winner must have a finite logit: a category with logit -inf "
+                         "has probability 0 and never wins")
+    log_e = torch.log(-torch.log(_uniform_open_like(logits, generator)))  # log E, E ~ Exp(1)
+    # M = logsumexp(logits) - log E_winner
+    top = torch.logsumexp(logits, dim=-1, keepdim=True) - log_e.gather(-1, index)
+    # X_j = -log(exp(-M) + E_j exp(-logits_j)) = -logaddexp(-M, log E_j - logits_j)
+    others = -torch.logaddexp(-top, log_e - logits)
+    is_winner = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, index, True)
+    perturbed = torch.where(is_winner, top.expand_as(logits), others)
+    return torch.where(torch.isfinite(logits), perturbed - logits, torch.zeros_like(logits))

@@ -18,6 +18,8 @@ COLORS = {
     "reinforce": "#CC79A7",
     "baseline": "#D55E00",
     "other": "#56B4E9",
+    "rao_blackwellised": "#882255",
+    "second_order": "#999933",
 }
 
 

@@ -81,6 +81,8 @@ ALL = [
     ("straight_through", {}),
     ("gumbel_softmax", {"tau": 0.5}),
     ("st_gumbel_softmax", {"tau": 0.5}),
+    ("gumbel_rao", {"tau": 0.5, "n_conditional": 4}),
+    ("reinmax", {"tau": 1.0}),
 ]
 
 

@@ -162,6 +162,8 @@ GENERATOR_CALLS = {
                                                                    generator=g),
     "gumbel.gumbel_topk_sample": lambda g: gumbel.gumbel_topk_sample(torch.zeros(2, 3), 2,
                                                                      generator=g),
+    "gumbel.conditional_gumbel": lambda g: gumbel.conditional_gumbel(
+        torch.zeros(2, 3), torch.tensor([0, 2]), generator=g),
     "relaxed.gumbel_softmax": lambda g: relaxed.gumbel_softmax(torch.zeros(2, 3), generator=g),
     "relaxed.relaxed_bernoulli": lambda g: relaxed.relaxed_bernoulli(torch.zeros(3),
                                                                      generator=g),
@@ -307,6 +309,8 @@ def _meta_vae():
 META_CALLS = {
     "sample_gumbel": lambda g: gumbel.sample_gumbel((3, 4), generator=g, device=META),
     "gumbel_max_sample": lambda g: gumbel.gumbel_max_sample(_meta(4, 5), generator=g),
+    "conditional_gumbel": lambda g: gumbel.conditional_gumbel(
+        _meta(4, 5), torch.zeros(3, 4, dtype=torch.long, device=META), generator=g),
     "gumbel_softmax": lambda g: relaxed.gumbel_softmax(_meta(4, 5), 0.5, generator=g),
     "gumbel_softmax hard": lambda g: relaxed.gumbel_softmax(_meta(4, 5), 0.5, hard=True,
                                                             generator=g),
