@@ -9,6 +9,8 @@ Modules, one concept each:
 - :mod:`lib.interactive`: figures that stay interactive in the static web book (data from
   ``lib``, drawn by the book's ``_static/book_interactive.js``).
 - :mod:`lib.structured`: perturb-and-MAP over structures, ordered draws without replacement.
+- :mod:`lib.subsets`: subsets of size k: the k-subset law by dynamic programming, relaxed
+  and straight-through top-k, SIMPLE, I-MLE.
 - :mod:`lib.estimators`: straight-through, REINFORCE, baselines, exact gradients by enumeration.
 - :mod:`lib.schedules`: temperature annealing.
 - :mod:`lib.compare`: gradient estimators with one signature, measured against the exact gradient.

@@ -145,6 +145,7 @@ def rationale_loss(
     n_samples: int = 4,
     generator: torch.Generator | None = None,
     params: Mapping[str, Any] | None = None,
+    k: int | None = None,
 ) -> RationaleLoss:
     r"""The training loss of a batch, with any estimator of :mod:`lib.estimators`' registry.
 
@@ -196,6 +197,12 @@ def rationale_loss(
         params: further parameters of the estimator (see
             :func:`lib.estimators.estimator_params`), e.g. ``{"baseline": 0.5}`` for
             ``reinforce``.
+        k: None (the default): the Bernoulli mask above. An int: the selector keeps
+            **exactly k** tokens of every text, drawn from the k-subset law of the
+            keep-logits (:class:`lib.subsets.KSubsetNode`, ``1 <= k <=`` the shortest text);
+            the estimators are then those of :func:`lib.subsets.subset_surrogate` (the
+            registry's names, with ``"simple"`` and ``"imle"`` besides), and ``exact``
+            enumerates the :math:`\binom{L}{k}` subsets.
 
     Returns:
         A :class:`RationaleLoss`.
@@ -207,7 +214,7 @@ def rationale_loss(
         >>> out = rationale_loss(model, data.tokens, data.mask, data.labels, "exact")
         >>> out.loss.backward()
     """
-    estimator = _check_estimator(estimator)
+    estimator = _check_estimator(estimator, subsets=k is not None)
     if not isinstance(tokens, Tensor) or tokens.dtype != torch.long or tokens.dim() != 2:
         raise TypeError("tokens must be a 2-D LongTensor [B, L] of word ids")
     if not isinstance(mask, Tensor) or mask.shape != tokens.shape:
@@ -235,17 +242,26 @@ def rationale_loss(
         return RationaleLoss(loss, loss.detach(), loss.detach(),
                              torch.tensor(1.0, device=loss.device))
 
-    if estimator == "exact" and length > MAX_EXACT_LENGTH:
+    if k is not None:
+        k = check_int(k, "k", min_value=1, max_value=length)
+    if estimator == "exact" and k is None and length > MAX_EXACT_LENGTH:
         raise ValueError(
             f"estimator='exact' enumerates 2**L masks; the batch's longest text has "
             f"L={length} > MAX_EXACT_LENGTH={MAX_EXACT_LENGTH} tokens: use shorter texts "
             f"or a sampling estimator"
         )
     params = dict(params or {})
-    if "tau" in get_estimator_spec(estimator).params:
+    if estimator in estimator_names() and "tau" in get_estimator_spec(estimator).params:
         params.setdefault("tau", tau)
-    node = StochasticNode("bernoulli", model.keep_logits(tokens, mask), event_dims=1,
-                          mask=mask)
+    if k is None:
+        node = StochasticNode("bernoulli", model.keep_logits(tokens, mask), event_dims=1,
+                              mask=mask)
+        entry = surrogate
+    else:
+        from lib.subsets import KSubsetNode, subset_surrogate
+
+        node = KSubsetNode(model.keep_logits(tokens, mask), k, mask=mask)
+        entry = subset_surrogate
     cross_entropies: list[Tensor] = []  # the cross-entropy of each call of the cost
 
     def cost(z: Tensor) -> Tensor:  # masks [M, B, L] -> costs [M, B]
@@ -253,7 +269,7 @@ def rationale_loss(
         cross_entropies.append(ce.detach())
         return total
 
-    out = surrogate(estimator, node, cost, n_samples, generator, **params)
+    out = entry(estimator, node, cost, n_samples, generator, **params)
     if len(cross_entropies) == 1 and cross_entropies[0].shape == out.weights.shape:
         ce = cross_entropies[0]  # the cost was evaluated once, at the samples
     else:  # an estimator that evaluates the cost elsewhere too: the cross-entropy at samples
@@ -264,10 +280,16 @@ def rationale_loss(
                          kept)
 
 
-def _check_estimator(estimator: Any) -> str:
-    """``"full_text"`` or a registered estimator's name (looked up now, not at import)."""
+def _check_estimator(estimator: Any, subsets: bool = False) -> str:
+    """``"full_text"`` or a registered estimator's name (looked up now, not at import);
+    with ``subsets``, the subset-only names of :data:`lib.subsets.SUBSET_ESTIMATORS` too."""
     if estimator == FULL_TEXT:
         return FULL_TEXT
+    if subsets:
+        from lib.subsets import SUBSET_ESTIMATORS
+
+        if estimator in SUBSET_ESTIMATORS:
+            return estimator
     if not isinstance(estimator, str) or estimator not in estimator_names():
         raise ValueError(f"estimator must be '{FULL_TEXT}' or a registered estimator, one of "
                          f"{', '.join(estimator_names())}; got {estimator!r}")
@@ -325,7 +347,7 @@ def selector_gradients(
         >>> selector_gradients(model, data.tokens, data.mask, data.labels, "exact").shape[0]
         1
     """
-    estimator = _check_estimator(estimator)
+    estimator = _check_estimator(estimator, subsets=loss_kwargs.get("k") is not None)
     if estimator == FULL_TEXT:
         raise ValueError("full_text has no selector gradient")
     n_repeats = check_int(n_repeats, "n_repeats", min_value=1)
