@@ -120,6 +120,58 @@ def test_synthetic_reviews_frequencies_and_seeds():
     assert plain.tokens.shape == (100, 3)
 
 
+def test_synthetic_reviews_harder_options():
+    """n_sentiment, Zipfian fillers and label noise: multi-word rationales that decide the clean
+    label, filler frequencies that fall as 1/rank, flips at the stated rate; the defaults
+    are unchanged draw for draw (the exercises depend on them)."""
+    n = 2000
+    data = R.make_synthetic_reviews(n, seed=4, min_length=13, max_length=18, n_sentiment=2,
+                                    fillers="zipf")
+    clean_noisy = R.make_synthetic_reviews(n, seed=4, min_length=13, max_length=18,
+                                           n_sentiment=2, fillers="zipf", label_noise=0.2)
+    assert data.vocab is R.ZIPF_VOCABULARY
+    assert R.ZIPF_VOCABULARY.words[:len(R.SYNTHETIC_VOCABULARY)] == R.SYNTHETIC_VOCABULARY.words
+    lengths = data.lengths
+    assert int(lengths.min()) == 13 and int(lengths.max()) == 18
+    counts = {w: 0 for w in R.ZIPF_FILLERS}
+    for i in range(len(data)):
+        words = data.words(i)
+        kept = [w for w, t in zip(words, data.rationales[i].tolist()) if t]
+        assert len(kept) == 2 and len(set(kept)) == 2  # two different words of one polarity
+        positive = all(w in R.POSITIVE_WORDS for w in kept)
+        assert positive or all(w in R.NEGATIVE_WORDS for w in kept)
+        assert int(data.labels[i]) == int(positive)
+        start = data.rationales[i].tolist().index(True)
+        assert words[start - 1] == "was" and words[start - 2] in R.TOPIC_NOUNS
+        assert words[start + 1] == "and" and words[start + 2] == kept[1]
+        for w in words:
+            if w in counts:
+                counts[w] += 1
+    # the same reviews, some labels flipped: a binomial rate within 5 standard errors
+    assert torch.equal(clean_noisy.tokens, data.tokens)
+    flipped = float((clean_noisy.labels != data.labels).double().mean())
+    assert abs(flipped - 0.2) < 5 * math.sqrt(0.2 * 0.8 / n)
+    # Zipf: the first filler about twice as frequent as the second, ten times the tenth
+    c = np.array([counts[w] for w in R.ZIPF_FILLERS], dtype=float)
+    for rank, ratio in ((2, 2.0), (10, 10.0)):
+        se = ratio * math.sqrt(1 / c[0] + 1 / c[rank - 1])  # delta method, Poisson counts
+        assert abs(c[0] / c[rank - 1] - ratio) < 5 * se
+    # the defaults reproduce the one-word recipe, draw for draw
+    default = R.make_synthetic_reviews(50, seed=0)
+    explicit = R.make_synthetic_reviews(50, seed=0, n_sentiment=1, fillers="uniform",
+                                        label_noise=0.0)
+    assert torch.equal(default.tokens, explicit.tokens)
+    assert torch.equal(default.labels, explicit.labels)
+    with pytest.raises(ValueError, match="max_length must be >= 11"):
+        R.make_synthetic_reviews(5, n_sentiment=2, max_length=10)
+    with pytest.raises(ValueError, match="fillers must be"):
+        R.make_synthetic_reviews(5, fillers="zipfian")
+    with pytest.raises(ValueError, match="label_noise must be < 0.5"):
+        R.make_synthetic_reviews(5, label_noise=0.5)
+    with pytest.raises(ValueError, match="n_sentiment"):
+        R.make_synthetic_reviews(5, n_sentiment=0)
+
+
 def test_synthetic_reviews_arguments():
     with pytest.raises(ValueError, match="max_length must be >= 9"):
         R.make_synthetic_reviews(5, p_negation=0.5, max_length=8)

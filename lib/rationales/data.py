@@ -38,6 +38,8 @@ __all__ = [
     "POSITIVE_WORDS",
     "SYNTHETIC_VOCABULARY",
     "TOPIC_NOUNS",
+    "ZIPF_FILLERS",
+    "ZIPF_VOCABULARY",
     "RationaleData",
     "Vocabulary",
     "load_reviews_csv",
@@ -192,11 +194,24 @@ OTHER_NOUNS = ("popcorn", "seat", "parking", "ticket", "weather", "crowd")
 CONNECTORS = ("but", "and", "while")
 FILLERS = ("honestly", "overall", "well", "frankly", "really", "today", "again", "so",
            "i", "think", "this", "time")
-#: The vocabulary of every synthetic data set (the same for every seed).
+#: The vocabulary of every synthetic data set with ``fillers="uniform"`` (the same for every
+#: seed).
 SYNTHETIC_VOCABULARY = Vocabulary(
     POSITIVE_WORDS + NEGATIVE_WORDS + NEGATORS + TOPIC_NOUNS + OTHER_NOUNS + CONNECTORS
     + ("was",) + FILLERS
 )
+#: More filler words, for ``fillers="zipf"``: with :data:`FILLERS` first, 60 words whose
+#: frequencies follow Zipf's law (the word of rank r has probability proportional to 1/r).
+ZIPF_FILLERS = FILLERS + (
+    "the", "a", "it", "of", "to", "in", "that", "with", "on", "for", "as", "at", "by",
+    "from", "about", "just", "quite", "still", "even", "then", "there", "here", "we", "they",
+    "you", "my", "our", "some", "many", "most", "first", "last", "night", "week", "friend",
+    "family", "cinema", "screen", "hall", "evening", "sunday", "monday", "town", "city",
+    "place", "people", "row", "sound",
+)
+#: The vocabulary of every synthetic data set with ``fillers="zipf"``: that of
+#: :data:`SYNTHETIC_VOCABULARY` (same ids) followed by the other words of :data:`ZIPF_FILLERS`.
+ZIPF_VOCABULARY = Vocabulary(SYNTHETIC_VOCABULARY.words[2:] + list(ZIPF_FILLERS))
 
 
 def make_synthetic_reviews(
@@ -207,6 +222,9 @@ def make_synthetic_reviews(
     p_negation: float = 0.0,
     min_length: int = 5,
     max_length: int = 8,
+    n_sentiment: int = 1,
+    fillers: str = "uniform",
+    label_noise: float = 0.0,
 ) -> RationaleData:
     r"""Synthetic film reviews whose rationale is known: the words that decide the label.
 
@@ -225,6 +243,19 @@ def make_synthetic_reviews(
 
     The **planted rationale** is the target clause's sentiment word and its negator if any
     (1 or 2 adjacent tokens); nouns, ``was``, connectors and fillers are not part of it.
+
+    Three options make the task harder (their defaults give the reviews above, draw for draw):
+
+    * ``n_sentiment > 1``: every clause carries that many sentiment words of one polarity,
+      joined by ``and`` (``plot was dull and boring``); the planted rationale is all of them
+      (a multi-word rationale; the ``and`` between them is not part of it), and a negator
+      negates the whole list.
+    * ``fillers="zipf"``: the fillers are drawn from the 60 words of :data:`ZIPF_FILLERS`
+      with Zipf's law (probability proportional to 1/rank) instead of uniformly from the 12
+      of :data:`FILLERS`; the vocabulary is then :data:`ZIPF_VOCABULARY`.
+    * ``label_noise > 0``: each label is flipped with that probability after the review is
+      written (the planted rationale stays that of the clean label). Use it for training
+      sets only: the best possible accuracy on noisy labels is ``1 - label_noise``.
     Because the target's position is random and the distractor uses the same sentiment
     words, neither a position rule nor a word list finds it: a selector must read the context
     (which noun precedes). A bag-of-words classifier over ALL tokens cannot tell which clause a
@@ -241,11 +272,16 @@ def make_synthetic_reviews(
         p_negation: probability that a clause's sentiment word is negated.
         min_length: shortest review in tokens, >= 3.
         max_length: longest review; at least the longest pair of clauses (7 tokens with
-            distractors, 9 with distractors and negation).
+            distractors, 9 with distractors and negation, 2 more per extra sentiment word
+            and clause).
+        n_sentiment: sentiment words per clause, >= 1.
+        fillers: ``"uniform"`` (:data:`FILLERS`) or ``"zipf"`` (:data:`ZIPF_FILLERS`).
+        label_noise: probability that a label is flipped, in [0, 1/2).
 
     Returns:
         A :class:`RationaleData` with labels 0 = ``negative``, 1 = ``positive`` and the planted
-        ``rationales``.
+        ``rationales``; its vocabulary is :data:`SYNTHETIC_VOCABULARY` (uniform fillers) or
+        :data:`ZIPF_VOCABULARY`.
 
     Example:
         >>> data = make_synthetic_reviews(3, seed=0)
@@ -258,15 +294,32 @@ def make_synthetic_reviews(
     p_negation = _check_probability(p_negation, "p_negation")
     min_length = check_int(min_length, "min_length", min_value=3)
     max_length = check_int(max_length, "max_length", min_value=min_length)
-    clause_length = 4 if p_negation > 0 else 3
+    n_sentiment = check_int(n_sentiment, "n_sentiment", min_value=1)
+    if fillers not in ("uniform", "zipf"):
+        raise ValueError(f"fillers must be 'uniform' or 'zipf', got {fillers!r}")
+    label_noise = _check_probability(label_noise, "label_noise")
+    if label_noise >= 0.5:
+        raise ValueError(f"label_noise must be < 0.5 (at 0.5 the labels carry no signal), got "
+                         f"{label_noise}")
+    clause_length = (4 if p_negation > 0 else 3) + 2 * (n_sentiment - 1)
     longest = 2 * clause_length + 1 if p_distractor > 0 else clause_length
     if max_length < longest:
         raise ValueError(
-            f"max_length must be >= {longest}: with p_distractor={p_distractor} and "
-            f"p_negation={p_negation} a review can need {longest} tokens, got {max_length}"
+            f"max_length must be >= {longest}: with p_distractor={p_distractor}, "
+            f"p_negation={p_negation} and n_sentiment={n_sentiment} a review can need "
+            f"{longest} tokens, got {max_length}"
         )
     rng = np.random.default_rng(seed)
-    vocab = SYNTHETIC_VOCABULARY
+    # The options' draws come from streams of their own, so that the defaults reproduce the
+    # reviews of the one-word recipe draw for draw.
+    extra = np.random.default_rng([seed, 1])
+    flips = np.random.default_rng([seed, 2])  # label noise: the same reviews at any rate
+    if fillers == "zipf":
+        vocab, filler_words = ZIPF_VOCABULARY, ZIPF_FILLERS
+        filler_p = 1.0 / np.arange(1, len(ZIPF_FILLERS) + 1)
+        filler_p /= filler_p.sum()
+    else:
+        vocab, filler_words, filler_p = SYNTHETIC_VOCABULARY, FILLERS, None
     encoded, truths, labels = [], [], []
 
     def clause(nouns: Sequence[str]) -> tuple[list[str], list[bool], bool]:
@@ -275,8 +328,15 @@ def make_synthetic_reviews(
         words = [str(rng.choice(nouns)), "was"]
         if negated:
             words.append(str(rng.choice(NEGATORS)))
-        words.append(str(rng.choice(POSITIVE_WORDS if positive else NEGATIVE_WORDS)))
+        polar = POSITIVE_WORDS if positive else NEGATIVE_WORDS
+        words.append(str(rng.choice(polar)))
         truth = [False, False] + [True] * (len(words) - 2)
+        if n_sentiment > 1:
+            more = extra.choice([w for w in polar if w != words[-1]], size=n_sentiment - 1,
+                                replace=False)
+            for w in more:
+                words += ["and", str(w)]
+                truth += [False, True]
         return words, truth, positive != negated
 
     for _ in range(n_reviews):
@@ -291,11 +351,16 @@ def make_synthetic_reviews(
         length = max(len(words), int(rng.integers(min_length, max_length + 1)))
         n_before = int(rng.integers(0, length - len(words) + 1))
         n_after = length - len(words) - n_before
-        before = [str(w) for w in rng.choice(FILLERS, size=n_before)]
-        after = [str(w) for w in rng.choice(FILLERS, size=n_after)]
+        if filler_p is None:
+            before = [str(w) for w in rng.choice(filler_words, size=n_before)]
+            after = [str(w) for w in rng.choice(filler_words, size=n_after)]
+        else:
+            drawn = extra.choice(filler_words, size=n_before + n_after, p=filler_p)
+            before = [str(w) for w in drawn[:n_before]]
+            after = [str(w) for w in drawn[n_before:]]
         encoded.append(vocab.encode(before + words + after))
         truths.append([False] * n_before + truth + [False] * n_after)
-        labels.append(int(label))
+        labels.append(int(label) ^ int(label_noise > 0 and flips.random() < label_noise))
     tokens, mask = _pad(encoded, vocab.pad_index)
     rationales = torch.zeros_like(mask)
     for i, t in enumerate(truths):
