@@ -779,10 +779,18 @@ def register_estimator(
     return decorate
 
 
+#: Node kinds: the two of :class:`StochasticNode`, and the k-subsets of
+#: :class:`lib.subsets.KSubsetNode` (a categorical over subsets with the same methods).
+NODE_KINDS = ("categorical", "bernoulli", "ksubset")
+
+#: The kinds of the book's six estimators: they use only the node's generic methods (sample,
+#: relaxed, probs, log_prob, outcomes), so they also run on a k-subset node.
+_GENERIC_KINDS = NODE_KINDS
+
+
 def _check_kinds(kinds: object) -> tuple[str, ...]:
-    if (not isinstance(kinds, tuple) or not kinds
-            or any(k not in ("categorical", "bernoulli") for k in kinds)):
-        raise ValueError(f"kinds must be a non-empty tuple of 'categorical' and/or 'bernoulli', "
+    if not isinstance(kinds, tuple) or not kinds or any(k not in NODE_KINDS for k in kinds):
+        raise ValueError(f"kinds must be a non-empty tuple of {', '.join(map(repr, NODE_KINDS))}, "
                          f"got {kinds!r}")
     return kinds
 
@@ -898,6 +906,7 @@ def _pathwise(z: Tensor, hard: Tensor, cost: Cost) -> Surrogate:
 
 
 @register_estimator("exact", unbiased=True, label="exact",
+                    kinds=_GENERIC_KINDS,
                     description="exact gradient by enumeration (ignores n_samples)")
 def _exact(node, cost, n_samples, generator):
     z, p = node.outcomes()
@@ -917,6 +926,7 @@ def _score_function(node, cost, n_samples, generator, baseline):
 
 
 @register_estimator("reinforce", unbiased=True, label="REINFORCE",
+                    kinds=_GENERIC_KINDS,
                     params={"baseline": None},
                     description="score function, no baseline")
 def _reinforce(node, cost, n_samples, generator, baseline=None):
@@ -935,12 +945,14 @@ def _reinforce(node, cost, n_samples, generator, baseline=None):
 
 
 @register_estimator("reinforce_loo", unbiased=True, label="REINFORCE + LOO", min_samples=2,
+                    kinds=_GENERIC_KINDS,
                     description="score function, leave-one-out baseline (n_samples >= 2)")
 def _reinforce_loo(node, cost, n_samples, generator):
     return _score_function(node, cost, n_samples, generator, leave_one_out_baseline)
 
 
 @register_estimator("straight_through", unbiased=False, label="straight-through",
+                    kinds=_GENERIC_KINDS,
                     description="hard sample forward, probabilities' gradient backward")
 def _straight_through(node, cost, n_samples, generator):
     hard = node.sample(n_samples, generator)
@@ -949,6 +961,7 @@ def _straight_through(node, cost, n_samples, generator):
 
 
 @register_estimator("gumbel_softmax", unbiased=False, label="Gumbel-softmax",
+                    kinds=_GENERIC_KINDS,
                     params={"tau": 1.0},
                     description="relaxed sample at temperature tau, forward and backward")
 def _gumbel_softmax(node, cost, n_samples, generator, tau):
@@ -957,6 +970,7 @@ def _gumbel_softmax(node, cost, n_samples, generator, tau):
 
 
 @register_estimator("st_gumbel_softmax", unbiased=False, label="ST Gumbel-softmax",
+                    kinds=_GENERIC_KINDS,
                     params={"tau": 1.0},
                     description="hard sample forward, relaxed sample's gradient backward")
 def _st_gumbel_softmax(node, cost, n_samples, generator, tau):
