@@ -39,7 +39,7 @@ help:
 	@echo "make bench           lib vs PyTorch benchmark -> assets/benchmark.md, then notebook times"
 	@echo "make timings         run every notebook (nothing saved) -> assets/notebook_times.md"
 	@echo "make gpu-smoke       each chapter's core calls on CUDA (skipped without a GPU)"
-	@echo "make ch10-long-run   chapter 10's 120-epoch comparison -> assets/ch10_long_run.json"
+	@echo "make ch10-long-run   chapter 10's 120-epoch comparison -> lib/data/ch10_long_run.json"
 	@echo "make constraints     rewrite constraints.txt from the packages installed in .venv"
 	@echo "make clean           remove _build"
 	@echo "make help            this list"
@@ -164,7 +164,7 @@ bench: $(STAMP)
 timings: $(STAMP)
 	$(BIN)/python -m tools.timings
 
-# Chapter 10's five settings on ten paired seeds at 120 epochs (-> assets/ch10_long_run.json,
+# Chapter 10's five settings on ten paired seeds at 120 epochs (-> lib/data/ch10_long_run.json,
 # which the chapter prints; several minutes of CPU).
 ch10-long-run: $(STAMP)
 	$(BIN)/python -m tools.ch10_long_run

@@ -36,6 +36,7 @@ __all__ = [
     "randn",
     "randperm",
     "same_device",
+    "standard_gamma",
 ]
 
 DeviceLike = torch.device | str | None
@@ -279,3 +280,27 @@ def randperm(
         tensor([4, 0, 1, 3, 2])
     """
     return _draw(lambda **kw: torch.randperm(n, **kw), generator, device)
+
+
+def standard_gamma(concentration: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+    r"""Standard Gamma numbers (shape ``concentration``, rate 1), drawn on the generator's device.
+
+    On the generator's own device this is ``torch._standard_gamma(concentration,
+    generator=generator)``, the same numbers; otherwise the concentrations are moved to the
+    generator's device for the draw and the numbers back to ``concentration``'s device.
+
+    Args:
+        concentration: floating tensor ``[...]`` of shapes > 0.
+        generator: None or a ``torch.Generator`` on the CPU or on ``concentration``'s device.
+
+    Returns:
+        Tensor of ``concentration``'s shape, dtype and device.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> standard_gamma(torch.full((3,), 2.0), generator=g).shape
+        torch.Size([3])
+    """
+    where = draw_device(generator, concentration.device)
+    out = torch._standard_gamma(concentration.to(where), generator=generator)
+    return out.to(concentration.device)

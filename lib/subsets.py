@@ -72,6 +72,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from lib import rng
 from lib._validation import (
     check_generator,
     check_int,
@@ -688,11 +689,11 @@ def sum_of_gamma_noise(shape: tuple[int, ...] | torch.Size, k: int, *, n_terms: 
     n_terms = check_int(n_terms, "n_terms", min_value=1)
     check_generator(generator, device=device)
     dtype = dtype or torch.get_default_dtype()
-    draw_device = generator.device if generator is not None else device
-    total = torch.zeros(shape, dtype=dtype, device=draw_device)
+    where = rng.draw_device(generator, device)
+    total = torch.zeros(shape, dtype=dtype, device=where)
     for s in range(1, n_terms + 1):
-        conc = torch.full(shape, 1.0 / k, dtype=dtype, device=draw_device)
-        total = total + torch._standard_gamma(conc, generator=generator) * (k / s)
+        conc = torch.full(shape, 1.0 / k, dtype=dtype, device=where)
+        total = total + rng.standard_gamma(conc, generator=generator) * (k / s)
     return ((total - math.log(n_terms)) / k).to(device=device)
 
 

@@ -1,6 +1,6 @@
 """The committed results of tools/ch10_long_run.py, which chapter 10 prints, are reproducible.
 
-The file ``assets/ch10_long_run.json`` took minutes to produce; these tests check that it says
+The file ``lib/data/ch10_long_run.json`` took minutes to produce; these tests check that it says
 how it was made, that it holds what the chapter reads, and that rerunning a slice of the script
 (one setting, its first epochs, under the full run's temperature schedule) reproduces the
 file's entries for those epochs.

@@ -1,6 +1,6 @@
 """Chapter 10's estimator comparison at a longer run: ``python -m tools.ch10_long_run``.
 
-    python -m tools.ch10_long_run                          # 120 epochs -> assets/ch10_long_run.json
+    python -m tools.ch10_long_run                        # 120 epochs -> lib/data/ch10_long_run.json
     python -m tools.ch10_long_run --epochs 20 --out /tmp/x.json   # the notebook's length
 
 Chapter 10 (``chapters/10_case_categorical_vae.ipynb``) trains five settings (estimator and
@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = ROOT / "assets" / "ch10_long_run.json"
+DEFAULT_OUT = ROOT / "lib" / "data" / "ch10_long_run.json"
 
 # The chapter's configuration (chapters/10_case_categorical_vae.ipynb, SCALE_UP = False).
 N_LATENT, N_CATEGORIES, N_HIDDEN = 8, 10, 64

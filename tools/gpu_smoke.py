@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from lib import bottleneck, compare, gumbel, rationales, relaxed, structured, temperature, vae
+from lib.estimators import estimator_names
 
 SEED = 0
 
@@ -125,6 +126,8 @@ def _estimators(device, g) -> Outputs:
     out = {}
     for problem in (_categorical_problem(device), _bernoulli_problem(device)):
         for name in compare.ESTIMATORS:
+            if name in estimator_names() and name not in estimator_names(problem.kind):
+                continue  # e.g. ARM and DisARM exist for Bernoulli variables only
             out[f"{problem.kind} {name}"] = compare.get_estimator(name)(problem, None, 16, 8, g)
     return out
 
