@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,23 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[1]
 COLAB_PACKAGES = ["numpy", "scipy", "torch", "matplotlib", "ipywidgets", "ipykernel", "tqdm",
                   "scikit-learn"]
+
+
+# What a copy of the checkout leaves out: environments, build outputs and caches.
+COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "_build", "build", "dist", "*.egg-info",
+                                     "__pycache__", ".ipynb_checkpoints", ".pytest_cache",
+                                     ".ruff_cache", "submissions", "feedback")
+
+
+def private_source(where: Path) -> Path:
+    """A copy of the checkout in ``where`` for the set-up cells to ``pip install``.
+
+    pip builds a source folder in place (its ``build/`` and ``*.egg-info``), so installing the
+    checkout itself races with any other process building or installing it at the same time
+    (another pytest worker, an editable install); a private copy is built by one pip only.
+    """
+    shutil.copytree(ROOT, where, ignore=COPY_IGNORE)
+    return where
 
 
 def build_env(where: Path) -> Path:
@@ -45,14 +63,16 @@ def kernel_dir(python: Path, where: Path) -> Path:
     return where
 
 
-def run_alone(notebook: Path, folder: Path, jupyter_path: Path, timeout: int = 300):
-    """Copy ``notebook`` alone into the empty ``folder`` and execute it with the Colab kernel."""
+def run_alone(notebook: Path, folder: Path, jupyter_path: Path, source: Path,
+              timeout: int = 300):
+    """Copy ``notebook`` alone into the empty ``folder`` and execute it with the Colab kernel;
+    its set-up cell installs the book's package from ``source`` (see :func:`private_source`)."""
     folder.mkdir(parents=True, exist_ok=False)
     copy = folder / notebook.name
     copy.write_bytes(notebook.read_bytes())
     nb = nbformat.read(copy, as_version=4)
     old = {k: os.environ.get(k) for k in ("JUPYTER_PATH", "BOOK_LIB_SOURCE", "MPLBACKEND")}
-    os.environ.update(JUPYTER_PATH=str(jupyter_path), BOOK_LIB_SOURCE=str(ROOT),
+    os.environ.update(JUPYTER_PATH=str(jupyter_path), BOOK_LIB_SOURCE=str(source),
                       MPLBACKEND="Agg")
     try:
         client = NotebookClient(nb, timeout=timeout, kernel_name="colab",

@@ -7,10 +7,12 @@ from tests import colab_env
 
 @pytest.fixture(scope="session")
 def colab(tmp_path_factory):
-    """(jupyter_path, python) of a Colab-like environment without the book's package."""
+    """(jupyter_path, python, source) of a Colab-like environment without the book's package,
+    and the private copy of the checkout that its set-up cells install from."""
     where = tmp_path_factory.mktemp("colab-env")
     python = colab_env.build_env(where / "venv")
     probe = subprocess.run([str(python), "-c", "import lib.gumbel"], capture_output=True,
                            cwd=where)
     assert probe.returncode != 0, "the fresh environment must not have the book's package yet"
-    return colab_env.kernel_dir(python, where / "jupyter"), python
+    source = colab_env.private_source(where / "source")
+    return colab_env.kernel_dir(python, where / "jupyter"), python, source

@@ -18,9 +18,9 @@ pytestmark = pytest.mark.xdist_group("colab")
 
 
 def test_exercise_notebook_alone_installs_lib_and_runs_every_check(colab, tmp_path):
-    jupyter_path, python = colab
+    jupyter_path, python, source = colab
     exercise = ROOT / "exercises" / "03_gumbel_max.ipynb"
-    nb = colab_env.run_alone(exercise, tmp_path / "alone", jupyter_path)
+    nb = colab_env.run_alone(exercise, tmp_path / "alone", jupyter_path, source)
     checks = [c for c in nb.cells if c.cell_type == "code" and "grader.check(" in c.source]
     assert checks
     for cell in checks:  # every check ran and reported the unanswered question
@@ -34,9 +34,9 @@ def test_exercise_notebook_alone_installs_lib_and_runs_every_check(colab, tmp_pa
 
 
 def test_solution_notebook_alone_passes_its_checks(colab, tmp_path):
-    jupyter_path, _ = colab
+    jupyter_path, _, source = colab
     solution = ROOT / "solutions" / "03_gumbel_max.ipynb"
-    nb = colab_env.run_alone(solution, tmp_path / "alone", jupyter_path)
+    nb = colab_env.run_alone(solution, tmp_path / "alone", jupyter_path, source)
     checks = [c for c in nb.cells if c.cell_type == "code" and "grader.check(" in c.source]
     assert checks
     for cell in checks:
@@ -51,7 +51,7 @@ CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
 def test_chapter_runs_alone_in_a_colab_like_environment(colab, tmp_path, chapter):
     """Every chapter, opened alone like Colab does, runs end to end (errors raise here)."""
-    jupyter_path, _ = colab
-    nb = colab_env.run_alone(chapter, tmp_path / "alone", jupyter_path)
+    jupyter_path, _, source = colab
+    nb = colab_env.run_alone(chapter, tmp_path / "alone", jupyter_path, source)
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors

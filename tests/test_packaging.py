@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import colab_env
 from tools import constraints, setup_cell
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+; CI and .venv run 3.11
@@ -181,10 +182,6 @@ def test_every_third_party_import_is_a_declared_dependency(folder, extras):
 
 # --- the built sdist and wheel -----------------------------------------------------------------
 
-BUILD_IGNORE = shutil.ignore_patterns(".git", ".venv", "_build", "build", "dist", "*.egg-info",
-                                      "__pycache__", ".ipynb_checkpoints", ".pytest_cache",
-                                      ".ruff_cache", "submissions", "feedback")
-
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
@@ -192,7 +189,7 @@ def built(tmp_path_factory):
     build isolation (no download: the setuptools of this environment, >= 77, builds)."""
     where = tmp_path_factory.mktemp("build")
     src, out = where / "src", where / "dist"
-    shutil.copytree(ROOT, src, ignore=BUILD_IGNORE)
+    colab_env.private_source(src)
     out.mkdir()
     names = {}
     for kind in ("sdist", "wheel"):  # one process each: build_meta keeps state between calls
