@@ -77,7 +77,7 @@ lint: $(STAMP)
 # thread (OMP_NUM_THREADS=1): two processes x two threads on two cores would oversubscribe, and
 # notebooks are executed (tools/execute.py) with the same setting, so stored outputs match.
 unit: $(STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -q -n 2 --dist loadgroup
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -q -n 2 --dist loadgroup --durations=25
 
 nbval: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest --nbval chapters solutions --nbval-current-env \
