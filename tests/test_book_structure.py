@@ -78,3 +78,15 @@ def test_committed_notebooks_have_outputs(path):
     code = [c for c in cells if c["cell_type"] == "code" and "".join(c["source"]).strip()]
     unrun = [i for i, c in enumerate(code) if c.get("execution_count") is None]
     assert not unrun, f"code cells {unrun} were not executed; run `python -m tools.execute`"
+
+
+def test_how_to_use_names_every_public_module_of_lib():
+    """Chapter 00 introduces the package module by module (issue 13: it once listed 7 of 15);
+    a module added to lib must be named there too."""
+    nb = json.loads((ROOT / "chapters" / "00_how_to_use.ipynb").read_text())
+    text = " ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    lib = ROOT / "lib"
+    modules = {p.stem for p in lib.glob("*.py") if not p.name.startswith("_")}
+    modules |= {p.name for p in lib.iterdir() if (p / "__init__.py").exists()}
+    missing = sorted(m for m in modules if f"`lib.{m}`" not in text)
+    assert not missing, f"chapters/00_how_to_use.ipynb does not name: {missing}"
