@@ -68,9 +68,15 @@ DEFAULT_SUPPORT = (-0.1, 1.1)
 
 
 def _log1mexp(y: Tensor) -> Tensor:
-    r""":math:`\log(1 - e^{y})` for :math:`y \le 0`, accurate at both ends (Maechler 2012)."""
-    return torch.where(y > -math.log(2.0), torch.log(-torch.expm1(y)),
-                       torch.log1p(-torch.exp(y)))
+    r""":math:`\log(1 - e^{y})` for :math:`y \le 0`, accurate at both ends (Maechler 2012).
+
+    Each branch gets a harmless input where the other is used, so that the branch not taken
+    cannot put an infinite derivative (``log1p(-exp(0))``) into the gradient as NaN.
+    """
+    near_zero = y > -math.log(2.0)
+    safe = torch.full_like(y, -1.0)
+    return torch.where(near_zero, torch.log(-torch.expm1(torch.where(near_zero, y, safe))),
+                       torch.log1p(-torch.exp(torch.where(near_zero, safe, y))))
 
 
 def _check_shape_parameter(x: Any, name: str) -> Tensor:

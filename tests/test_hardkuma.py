@@ -204,3 +204,12 @@ def test_bad_arguments():
         Kumaraswamy(one, one).icdf(t(1.0))
     with validate_args(False):  # value checks off: no error, and no value is read
         HardKuma(t(-1.0), one)
+
+
+def test_gradients_stay_finite_where_a_point_mass_vanishes():
+    # b -> 0 sends P(Z = 0) to 0: log(1 - e^y) at y ~ 0; the branch not taken once gave NaN
+    a = torch.tensor([20.0, 1.0], dtype=D, requires_grad=True)
+    b = torch.tensor([1e-6, 1e-6], dtype=D, requires_grad=True)
+    hk = HardKuma(a, b)
+    (hk.prob_zero().sum() + hk.log_prob_zero().sum() + hk.prob_one().sum()).backward()
+    assert torch.isfinite(a.grad).all() and torch.isfinite(b.grad).all()
