@@ -58,7 +58,8 @@ class LagrangeMultiplier:
     on every CPU (as :func:`lib.training.snap_` does for the weights).
 
     Args:
-        target: :math:`g^*`, the value the constraint allows.
+        target: :math:`g^*`, the value the constraint allows: a float, or a sequence of
+            floats of the multiplier's ``shape`` (one target per constraint).
         lr: :math:`\eta > 0`, the step of the gradient ascent on :math:`\lambda`.
         smoothing: :math:`\alpha \in [0, 1)`, the weight of the past in the moving average
             (0: no averaging).
@@ -92,7 +93,15 @@ class LagrangeMultiplier:
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> None:
-        self.target = check_real(target, "target")
+        if isinstance(target, (list, tuple)):
+            target = [check_real(t, f"target[{i}]") for i, t in enumerate(target)]
+            if (len(target),) != tuple(shape):
+                raise ValueError(f"target has {len(target)} entries but shape is "
+                                 f"{tuple(shape)}; give one target per constraint")
+            self.target: float | Tensor = torch.tensor(
+                target, dtype=dtype or torch.get_default_dtype(), device=device)
+        else:
+            self.target = check_real(target, "target")
         self.lr = check_real(lr, "lr", gt=0.0)
         self.smoothing = check_real(smoothing, "smoothing", ge=0.0)
         if self.smoothing >= 1:

@@ -238,6 +238,16 @@ def hardkuma_rationale_terms(
     return HardKumaTerms(ce, kept.sum(-1), switches, valid.sum(-1))
 
 
+def _per_model(value: object, name: str, k: int) -> list:
+    """``[value]`` for a number, ``list(value)`` for a sequence of length ``k``."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != k:
+            raise ValueError(f"{name} has {len(value)} entries for {k} models; give one "
+                             f"value, or one per model")
+        return list(value)
+    return [value]
+
+
 @dataclass
 class HardKumaRun:
     """What :func:`train_hardkuma_side_by_side` records, per step and model.
@@ -259,8 +269,8 @@ def train_hardkuma_side_by_side(
     models: Sequence[HardKumaRationaleModel],
     train: RationaleData,
     *,
-    target_rate: float | None = None,
-    lambda1: float = 0.02,
+    target_rate: float | Sequence[float] | None = None,
+    lambda1: float | Sequence[float] = 0.02,
     lambda2: float = 0.02,
     n_steps: int = 150,
     batch_size: int = 16,
@@ -291,8 +301,10 @@ def train_hardkuma_side_by_side(
     Args:
         models: :class:`HardKumaRationaleModel` objects of the same shape (trained in place).
         train: training :class:`RationaleData`.
-        target_rate: the selection rate to constrain to, in (0, 1), or None.
-        lambda1: price per expected kept token (fixed-price mode), >= 0.
+        target_rate: the selection rate to constrain to, in (0, 1), or None; a sequence
+            gives model k the target ``target_rate[k]`` (one call for a sweep).
+        lambda1: price per expected kept token (fixed-price mode), >= 0; a sequence gives
+            model k the price ``lambda1[k]``.
         lambda2: price per expected switch, >= 0 (both modes).
         n_steps, batch_size, lr, selector_lr: as for :func:`lib.rationales.train_side_by_side`.
         lagrange_lr: the multiplier's ascent step (target mode).
@@ -321,11 +333,15 @@ def train_hardkuma_side_by_side(
                          "constructor arguments)")
     if not isinstance(train, RationaleData):
         raise TypeError(f"train must be a RationaleData, got {type_name(train)}")
+    k = len(models)
     if target_rate is not None:
-        target_rate = check_real(target_rate, "target_rate", gt=0.0)
-        if target_rate >= 1:
-            raise ValueError(f"target_rate must be in (0, 1), got {target_rate}")
-    lambda1 = check_real(lambda1, "lambda1", ge=0.0)
+        targets = _per_model(target_rate, "target_rate", k)
+        for i, r in enumerate(targets):
+            r = check_real(r, f"target_rate[{i}]" if len(targets) > 1 else "target_rate",
+                           gt=0.0)
+            if r >= 1:
+                raise ValueError(f"target_rate must be in (0, 1), got {r}")
+    lambdas = [check_real(x, "lambda1", ge=0.0) for x in _per_model(lambda1, "lambda1", k)]
     lambda2 = check_real(lambda2, "lambda2", ge=0.0)
     n_steps = check_int(n_steps, "n_steps", min_value=1)
     batch_size = check_int(batch_size, "batch_size", min_value=1)
@@ -338,11 +354,12 @@ def train_hardkuma_side_by_side(
     classifier = [stack.p(n) for n in stack.names if not n.startswith("selector")]
     optimizer = torch.optim.Adam([{"params": selector, "lr": selector_lr},
                                   {"params": classifier, "lr": lr}])
-    k = len(models)
     lagrange = None
     if target_rate is not None:
-        lagrange = LagrangeMultiplier(target_rate, lr=lagrange_lr, smoothing=smoothing,
-                                      shape=(k,), device=device)
+        lagrange = LagrangeMultiplier(list(targets) if len(targets) > 1 else targets[0],
+                                      lr=lagrange_lr, smoothing=smoothing, shape=(k,),
+                                      device=device)
+    price = torch.tensor(lambdas, device=device)  # [K] or [1]
     tokens, mask, labels = train.tokens.to(device), train.mask.to(device), train.labels.to(device)
     rates, multipliers, ces = [], [], []
 
@@ -355,7 +372,7 @@ def train_hardkuma_side_by_side(
         rate = l0.sum(1) / n_tokens.sum(1)  # [K]
         total = ce.mean(1) + lambda2 * switches.mean(1)
         if lagrange is None:
-            total = total + lambda1 * l0.mean(1)
+            total = total + price * l0.mean(1)
             multipliers.append(np.full(k, np.nan))
         else:
             total = total + lagrange.update(rate)
