@@ -111,8 +111,9 @@ class HardKumaRationaleModel(RationaleModel):
         self.selector_out = nn.Linear(hidden_dim, 2)
         with torch.no_grad():
             self.selector_out.weight.zero_()
-            self.selector_out.bias.copy_(torch.tensor([_inverse_softplus(1.0),
-                                                       _inverse_softplus(b0)]))
+            bias = self.selector_out.bias
+            bias.copy_(torch.tensor([_inverse_softplus(1.0), _inverse_softplus(b0)],
+                                    dtype=bias.dtype, device=bias.device))
 
     def hardkuma(self, tokens: Tensor, mask: Tensor) -> HardKuma:
         """The gates of a batch: a :class:`lib.hardkuma.HardKuma` with ``a``, ``b`` ``[B, L]``.
