@@ -11,6 +11,8 @@ Modules, one concept each:
 - :mod:`lib.structured`: perturb-and-MAP over structures, ordered draws without replacement.
 - :mod:`lib.subsets`: subsets of size k: the k-subset law by dynamic programming, relaxed
   and straight-through top-k, SIMPLE, I-MLE.
+- :mod:`lib.hardkuma`: the Kumaraswamy distribution and the HardKuma (stretched and rectified:
+  exact zeros and ones with reparameterised samples, point masses in closed form).
 - :mod:`lib.estimators`: straight-through, REINFORCE, baselines, exact gradients by enumeration.
 - :mod:`lib.schedules`: temperature annealing.
 - :mod:`lib.compare`: gradient estimators with one signature, measured against the exact gradient.
@@ -19,12 +21,15 @@ Modules, one concept each:
 - :mod:`lib.bottleneck`: a discrete-bottleneck autoencoder for training experiments.
 - :mod:`lib.rationales`: the rationales case study, a package with one module per concept:
   ``data`` (synthetic reviews, CSV loader), ``model``, ``objective`` (the loss, with any
-  registered estimator), ``metrics``, ``training`` and ``display``.
+  registered estimator), ``metrics``, ``training``, ``hardkuma`` (HardKuma gates, Bastings et
+  al. 2019) and ``display``.
 - :mod:`lib.vae`: the categorical VAE case study on scikit-learn's 8x8 digits.
 - :mod:`lib.plotting`: the book's figure style and plot helpers.
 - :mod:`lib.text`: tokens highlighted as coloured HTML (rationales).
 - :mod:`lib.graphs`: computation graphs drawn with matplotlib, with their gradient paths.
 - :mod:`lib.training`: training runs whose results do not depend on the CPU.
+- :mod:`lib.lagrangian`: a constraint on an expectation held by a Lagrange multiplier
+  (projected gradient ascent on a moving average).
 - :mod:`lib.rng`: random numbers for tensors on any device from one generator.
 - :mod:`lib.utils`: seeding, device choice, printing rounding-level values as bounds.
 - :mod:`lib.grading`: the exercise checker and the batch grader.

@@ -30,6 +30,7 @@ from lib import (
     compare,
     estimators,
     gumbel,
+    hardkuma,
     rationales,
     relaxed,
     rng,
@@ -202,6 +203,16 @@ GENERATOR_CALLS = {
     "rationales.train_rationale_model": lambda g: rationales.train_rationale_model(
         rationales.RationaleModel(len(_reviews().vocab)), _reviews(), _reviews(),
         "st_gumbel_softmax", n_steps=1, generator=g, progress=False),
+    "rationales.hardkuma_rationale_terms": lambda g: rationales.hardkuma_rationale_terms(
+        rationales.HardKumaRationaleModel(len(_reviews().vocab)), *_rationale_batch()[1:],
+        generator=g),
+    "rationales.train_hardkuma_side_by_side": lambda g: rationales.train_hardkuma_side_by_side(
+        [rationales.HardKumaRationaleModel(len(_reviews().vocab))], _reviews(), n_steps=1,
+        generator=g),
+    "hardkuma.Kumaraswamy.rsample": lambda g: hardkuma.Kumaraswamy(
+        torch.ones(3), torch.ones(3)).rsample(2, generator=g),
+    "hardkuma.HardKuma.rsample": lambda g: hardkuma.HardKuma(
+        torch.ones(3), torch.ones(3)).rsample(2, generator=g),
     "rationales.train_side_by_side": lambda g: rationales.train_side_by_side(
         [rationales.RationaleModel(len(_reviews().vocab)) for _ in range(2)], _reviews(),
         "st_gumbel_softmax", n_steps=1, generator=g),
@@ -237,7 +248,7 @@ def test_every_function_with_a_generator_is_checked():
     """GENERATOR_CALLS lists every public function of lib that takes ``generator``."""
     found = set()
     for module in (gumbel, relaxed, estimators, structured, compare, temperature, bottleneck,
-                   rationales, vae, sequences):
+                   rationales, vae, sequences, hardkuma):
         short = module.__name__.removeprefix("lib.")
         for name in module.__all__:
             obj = getattr(module, name)

@@ -30,6 +30,11 @@ X`` works for all of them:
 * :mod:`lib.rationales.metrics`: :func:`precision_recall_f1`, :func:`evaluate_rationales`.
 * :mod:`lib.rationales.training`: :func:`train_rationale_model`, :class:`TrainHistory`,
   :func:`train_side_by_side` (many seeds at once).
+* :mod:`lib.rationales.hardkuma`: :class:`HardKumaRationaleModel` (HardKuma gates, Bastings
+  et al. 2019), :func:`hardkuma_rationale_terms` (cross-entropy by reparameterisation, the
+  expected kept tokens and switches in closed form), :func:`train_hardkuma_side_by_side`
+  (a fixed price or a target selection rate held by a Lagrange multiplier),
+  :class:`HardKumaRun`.
 * :mod:`lib.rationales.display`: :func:`format_results`, :func:`show_rationales` (planted and
   selected tokens as coloured HTML), :func:`plot_learning_curves`.
 
@@ -65,6 +70,13 @@ from lib.rationales.display import (
     plot_learning_curves,
     show_rationales,
 )
+from lib.rationales.hardkuma import (
+    HardKumaRationaleModel,
+    HardKumaRun,
+    HardKumaTerms,
+    hardkuma_rationale_terms,
+    train_hardkuma_side_by_side,
+)
 from lib.rationales.metrics import METRICS, evaluate_rationales, precision_recall_f1
 from lib.rationales.model import RationaleModel, Rationalizer
 from lib.rationales.objective import (
@@ -84,6 +96,9 @@ __all__ = [
     "ESTIMATORS",
     "ESTIMATOR_LABELS",
     "FILLERS",
+    "HardKumaRationaleModel",
+    "HardKumaRun",
+    "HardKumaTerms",
     "MAX_EXACT_LENGTH",
     "METRICS",
     "NEGATIVE_WORDS",
@@ -104,6 +119,7 @@ __all__ = [
     "estimator_label",
     "evaluate_rationales",
     "format_results",
+    "hardkuma_rationale_terms",
     "load_reviews_csv",
     "make_synthetic_reviews",
     "plot_learning_curves",
@@ -114,6 +130,7 @@ __all__ = [
     "selector_gradients",
     "show_rationales",
     "tokenize",
+    "train_hardkuma_side_by_side",
     "train_rationale_model",
     "train_side_by_side",
     "train_test_split",

@@ -147,11 +147,15 @@ class RationaleModel(nn.Module):
             tokens: LongTensor ``[B, L]``.
             mask: BoolTensor ``[B, L]``, True on real tokens.
         """
+        return self.selector_out(self._selector_hidden(tokens, mask)).squeeze(-1)
+
+    def _selector_hidden(self, tokens: Tensor, mask: Tensor) -> Tensor:
+        """The selector's features ``[B, L, hidden_dim]``, before its output layer."""
         valid = mask.unsqueeze(1).to(torch.get_default_dtype())  # [B, 1, L]
         x = self.selector_embedding(tokens).transpose(1, 2) * valid  # [B, E, L]
         h = torch.relu(self.selector_conv1(x)) * valid
         h = torch.relu(self.selector_conv2(h))
-        return self.selector_out(h.transpose(1, 2)).squeeze(-1)
+        return h.transpose(1, 2)
 
     def classify(self, tokens: Tensor, z: Tensor) -> Tensor:
         """Class logits ``[..., B, n_classes]`` from the kept tokens.
@@ -208,13 +212,17 @@ class _SideBySide(nn.Module):
         out = torch.bmm(columns, w.reshape(k, w.shape[1], -1).transpose(1, 2))  # [K, B*L, H]
         return out.reshape(k, b, length, -1).transpose(2, 3) + bias[:, None, :, None]
 
-    def keep_logits(self, tokens: Tensor, mask: Tensor) -> Tensor:
+    def _selector_hidden(self, tokens: Tensor, mask: Tensor) -> Tensor:
+        """Model k's selector features for its rows of the batch, ``[K, B, H, L]``."""
         t = self._split(tokens)
         valid = self._split(mask).unsqueeze(2).to(torch.get_default_dtype())  # [K, B, 1, L]
         rows = torch.arange(self.k, device=tokens.device)[:, None, None]
         x = self.p("selector_embedding.weight")[rows, t].transpose(2, 3) * valid  # [K,B,E,L]
         h = torch.relu(self._conv(x, "selector_conv1")) * valid
-        h = torch.relu(self._conv(h, "selector_conv2"))
+        return torch.relu(self._conv(h, "selector_conv2"))
+
+    def keep_logits(self, tokens: Tensor, mask: Tensor) -> Tensor:
+        h = self._selector_hidden(tokens, mask)
         logits = (torch.einsum("kbhl,kh->kbl", h, self.p("selector_out.weight")[:, 0])
                   + self.p("selector_out.bias")[:, :, None])
         return logits.reshape(tokens.shape)

@@ -234,6 +234,9 @@ def train_side_by_side(
     models = list(models)
     if not models or not all(isinstance(m, RationaleModel) for m in models):
         raise TypeError("models must be a non-empty sequence of RationaleModel")
+    if any(m.selector_out.out_features != 1 for m in models):
+        raise TypeError("models must have one keep-logit per token; train "
+                        "HardKumaRationaleModel with train_hardkuma_side_by_side")
     shapes = [[tuple(p.shape) for p in m.parameters()] for m in models]
     if any(s != shapes[0] for s in shapes):
         raise ValueError("the models must all have the same shape (same constructor arguments)")
