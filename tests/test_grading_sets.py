@@ -190,3 +190,22 @@ def test_straight_through_q3_advises_on_what_it_cannot_see():
     result = run_question(get_set("straight_through").questions["q3"], namespace)
     assert result.passed and "SIMULATE" in result.message
     assert "Note:" in format_result(result)
+
+
+def test_categorical_vae_q2_model_does_not_depend_on_the_default_dtype():
+    """The probe builds q2's model in the notebook's process, the judge's reference in the
+    grader's: a notebook that set float64 as torch's default dtype (as the chapters do) once
+    got a different model there, and the solution scored 0 on q2 when graded alone."""
+    import torch
+
+    from lib.grading.sets.categorical_vae import q2_model_and_images
+
+    before = torch.get_default_dtype()
+    reference = [p.detach().clone() for p in q2_model_and_images()[0].parameters()]
+    torch.set_default_dtype(torch.float64)
+    try:
+        other = [p.detach() for p in q2_model_and_images()[0].parameters()]
+        assert torch.get_default_dtype() == torch.float64  # restored as it was
+    finally:
+        torch.set_default_dtype(before)
+    assert all(torch.equal(a, b) for a, b in zip(reference, other))

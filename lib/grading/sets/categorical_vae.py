@@ -134,10 +134,18 @@ def q2_model_and_images():
 
     from lib.vae import CategoricalVAE
 
-    state = torch.random.get_rng_state()
-    torch.manual_seed(Q2_SEED)
-    model = CategoricalVAE(n_latent=2, n_categories=3, n_hidden=8).double()
-    torch.random.set_rng_state(state)
+    # The same model in the notebook's process (probe) and the grader's (reference), whatever
+    # the notebook did to torch's global state: the weights are drawn with the default dtype
+    # (float32, then converted), so a notebook that set float64 as the default (as the chapters
+    # do) must not change them. The global generator is restored afterwards.
+    state, dtype = torch.random.get_rng_state(), torch.get_default_dtype()
+    try:
+        torch.manual_seed(Q2_SEED)
+        torch.set_default_dtype(torch.float32)
+        model = CategoricalVAE(n_latent=2, n_categories=3, n_hidden=8).double()
+    finally:
+        torch.set_default_dtype(dtype)
+        torch.random.set_rng_state(state)
 
     images = (np.random.default_rng(Q2_SEED).random((Q2_N_IMAGES, 64)) < 0.35).astype(float)
     return model, torch.tensor(images)
