@@ -16,3 +16,14 @@ def colab(tmp_path_factory):
     assert probe.returncode != 0, "the fresh environment must not have the book's package yet"
     source = colab_env.private_source(where / "source")
     return colab_env.kernel_dir(python, where / "jupyter"), python, source
+
+
+@pytest.fixture(autouse=True)
+def _torch_default_dtype_restored():
+    """Every test starts with torch's default dtype as a fresh process has it: a test that sets
+    float64 (as the chapters do) once hid a grader bug in the tests that ran after it."""
+    import torch
+
+    before = torch.get_default_dtype()
+    yield
+    torch.set_default_dtype(before)
