@@ -88,9 +88,35 @@ def test_mappings_are_shift_invariant_and_respect_dim():
 
 
 # Reference outputs of the `entmax` package (PyPI entmax 1.3, `entmax.entmax15` and
-# `entmax.sparsemax` with dim=-1) on these scores, float64, stored so that the tests do not
-# depend on the package (computed once in a separate virtual environment).
-ENTMAX_PACKAGE_REFERENCE = None
+# `entmax.sparsemax` with dim=-1, torch 2.13.0) on these scores, float64 (rows: the scores,
+# sparsemax, 1.5-entmax), stored so that the tests do not depend on the package (computed once
+# in a separate virtual environment).
+ENTMAX_PACKAGE_REFERENCE = (
+    [
+        [1.8195150644223592, 0.3075143762472238, 2.5968403623536833,
+         -1.2640517831866762, -1.5072819078673463, 0.19476921007556433],
+        [-2.066874710407026, 0.3640485457776438, -2.14901035612976,
+         1.9043734588161638, -0.9687598252620242, 0.13468096685783545],
+        [0.3, 0.3, -0.2,
+         1.1, -2.0, 0.9],
+    ],
+    [
+        [0.11133735103433795, 0.0, 0.888662648965662,
+         0.0, 0.0, 0.0],
+        [0.0, 0.0, 0.0,
+         1.0, 0.0, 0.0],
+        [0.0, 0.0, 0.0,
+         0.6000000000000001, 0.0, 0.4],
+    ],
+    [
+        [0.23575646070247366, 0.0, 0.7642435392975262,
+         0.0, 0.0, 0.0],
+        [0.0, 0.04184376302312724, 0.0,
+         0.9500789565501947, 0.0, 0.008077280426677907],
+        [0.08501637749797994, 0.08501637749797994, 0.0017285372145907864,
+         0.4782769219514026, 0.0, 0.3499617858380468],
+    ],
+)
 
 
 def test_agrees_with_the_entmax_package_reference():
