@@ -191,3 +191,17 @@ def test_sparse_expected_cost_single_row():
 def test_bad_arguments(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    z = _scores(8, shape=(5, 8))
+    for f in (sparsemax, entmax15):
+        zc = z.cuda().requires_grad_(True)
+        p = f(zc)
+        assert p.device == zc.device
+        (p * torch.arange(8.0, dtype=z.dtype, device=zc.device)).sum().backward()
+        assert zc.grad.device == zc.device
+        assert_close(p.cpu(), f(z), atol=1e-12, rtol=0)
+    out = sparse_expected_cost(z.cuda(), lambda o: o[..., 0])
+    assert out.value.device == z.cuda().device
