@@ -13,6 +13,8 @@ Modules, one concept each:
   and straight-through top-k, SIMPLE, I-MLE.
 - :mod:`lib.hardkuma`: the Kumaraswamy distribution and the HardKuma (stretched and rectified:
   exact zeros and ones with reparameterised samples, point masses in closed form).
+- :mod:`lib.perturbed`: perturbed optimizers: a differentiable layer from any argmax oracle.
+- :mod:`lib.sparse`: sparsemax, 1.5-entmax, and exact expectations over their sparse support.
 - :mod:`lib.estimators`: straight-through, REINFORCE, baselines, exact gradients by enumeration.
 - :mod:`lib.schedules`: temperature annealing.
 - :mod:`lib.compare`: gradient estimators with one signature, measured against the exact gradient.
