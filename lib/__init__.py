@@ -11,6 +11,8 @@ Modules, one concept each:
 - :mod:`lib.structured`: perturb-and-MAP over structures, ordered draws without replacement.
 - :mod:`lib.subsets`: subsets of size k: the k-subset law by dynamic programming, relaxed
   and straight-through top-k, SIMPLE, I-MLE.
+- :mod:`lib.permutations`: permutations: Sinkhorn, Gumbel-Sinkhorn, Gumbel-matching, and
+  the exact Gibbs law and its marginals by enumeration (n <= 8).
 - :mod:`lib.estimators`: straight-through, REINFORCE, baselines, exact gradients by enumeration.
 - :mod:`lib.schedules`: temperature annealing.
 - :mod:`lib.compare`: gradient estimators with one signature, measured against the exact gradient.
