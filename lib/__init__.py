@@ -15,6 +15,8 @@ Modules, one concept each:
   exact zeros and ones with reparameterised samples, point masses in closed form).
 - :mod:`lib.perturbed`: perturbed optimizers: a differentiable layer from any argmax oracle.
 - :mod:`lib.sparse`: sparsemax, 1.5-entmax, and exact expectations over their sparse support.
+- :mod:`lib.permutations`: permutations: Sinkhorn, Gumbel-Sinkhorn, Gumbel-matching, and
+  the exact Gibbs law and its marginals by enumeration (n <= 8).
 - :mod:`lib.estimators`: straight-through, REINFORCE, baselines, exact gradients by enumeration.
 - :mod:`lib.schedules`: temperature annealing.
 - :mod:`lib.compare`: gradient estimators with one signature, measured against the exact gradient.

@@ -31,6 +31,7 @@ from lib import (
     estimators,
     gumbel,
     hardkuma,
+    permutations,
     rationales,
     relaxed,
     rng,
@@ -159,6 +160,10 @@ GENERATOR_CALLS = {
         sequences.SequencePolicy(torch.zeros(2, 3, 2), eos=0), torch.tensor([0.0, 1.0, 1.0]),
         2, 3, "grpo", generator=g),
     "gumbel.sample_gumbel": lambda g: gumbel.sample_gumbel((2, 3), generator=g),
+    "permutations.gumbel_sinkhorn": lambda g: permutations.gumbel_sinkhorn(
+        torch.zeros(3, 3), generator=g),
+    "permutations.gumbel_matching_sample": lambda g: permutations.gumbel_matching_sample(
+        torch.zeros(3, 3), generator=g),
     "gumbel.gumbel_max_sample": lambda g: gumbel.gumbel_max_sample(torch.zeros(2, 3),
                                                                    generator=g),
     "gumbel.gumbel_topk_sample": lambda g: gumbel.gumbel_topk_sample(torch.zeros(2, 3), 2,
@@ -248,7 +253,7 @@ def test_every_function_with_a_generator_is_checked():
     """GENERATOR_CALLS lists every public function of lib that takes ``generator``."""
     found = set()
     for module in (gumbel, relaxed, estimators, structured, compare, temperature, bottleneck,
-                   rationales, vae, sequences, hardkuma):
+                   rationales, vae, sequences, hardkuma, permutations):
         short = module.__name__.removeprefix("lib.")
         for name in module.__all__:
             obj = getattr(module, name)

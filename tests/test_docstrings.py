@@ -7,7 +7,8 @@ import pytest
 
 CORE_MODULES = ["lib._validation", "lib.gumbel", "lib.relaxed", "lib.estimators",
                 "lib.schedules", "lib.utils", "lib.compare", "lib.rng", "lib.interactive",
-                "lib.sequences", "lib.subsets", "lib.hardkuma", "lib.perturbed", "lib.sparse"]
+                "lib.sequences", "lib.subsets", "lib.hardkuma", "lib.perturbed", "lib.sparse",
+                "lib.permutations"]
 
 
 @pytest.mark.parametrize("name", CORE_MODULES)
