@@ -43,7 +43,12 @@ from lib._validation import check_generator, check_int, check_real, type_name
 from lib.hardkuma import DEFAULT_SUPPORT, HardKuma, _check_support
 from lib.lagrangian import LagrangeMultiplier
 from lib.rationales.data import RationaleData
-from lib.rationales.model import RationaleModel, _check_rationalizer, _SideBySide
+from lib.rationales.model import (
+    RationaleModel,
+    _check_rationalizer,
+    _SideBySide,
+    _stacked_training,
+)
 from lib.training import fit
 
 __all__ = [
@@ -344,17 +349,9 @@ def train_hardkuma_side_by_side(
                 raise ValueError(f"target_rate must be in (0, 1), got {r}")
     lambdas = [check_real(x, "lambda1", ge=0.0) for x in _per_model(lambda1, "lambda1", k)]
     lambda2 = check_real(lambda2, "lambda2", ge=0.0)
-    n_steps = check_int(n_steps, "n_steps", min_value=1)
-    batch_size = check_int(batch_size, "batch_size", min_value=1)
-    lr = check_real(lr, "lr", gt=0.0)
-    selector_lr = lr if selector_lr is None else check_real(selector_lr, "selector_lr", gt=0.0)
-    device = next(models[0].parameters()).device
-    check_generator(generator, device=device)
-    stack = _HardKumaSideBySide(models).to(device)
-    selector = [stack.p(n) for n in stack.names if n.startswith("selector")]
-    classifier = [stack.p(n) for n in stack.names if not n.startswith("selector")]
-    optimizer = torch.optim.Adam([{"params": selector, "lr": selector_lr},
-                                  {"params": classifier, "lr": lr}])
+    stack, optimizer, device, n_steps, batch_size = _stacked_training(
+        _HardKumaSideBySide, models, n_steps=n_steps, batch_size=batch_size, lr=lr,
+        selector_lr=selector_lr, generator=generator)
     lagrange = None
     if target_rate is not None:
         lagrange = LagrangeMultiplier(list(targets) if len(targets) > 1 else targets[0],

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lib._validation import check_int
+from lib._validation import check_generator, check_int, check_real
 from lib.rationales.data import _check_probability
 
 __all__ = ["RationaleModel", "Rationalizer"]
@@ -174,6 +174,38 @@ class RationaleModel(nn.Module):
 
 def _selector_parameters(model: RationaleModel) -> list[nn.Parameter]:
     return [p for n, p in model.named_parameters() if n.startswith("selector")]
+
+
+class _StackedTraining(NamedTuple):
+    """What a side-by-side trainer needs: the stacked module, its optimiser, the device, and
+    the checked step count and batch size."""
+
+    stack: nn.Module
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    n_steps: int
+    batch_size: int
+
+
+def _stacked_training(stack_class: type, models: Sequence[nn.Module], *, n_steps: int,
+                      batch_size: int, lr: float, selector_lr: float | None,
+                      generator: torch.Generator | None) -> _StackedTraining:
+    """Check the shared training arguments and stack ``models`` (``stack_class(models)``, on
+    the models' device) with one Adam whose selector parameters get ``selector_lr`` (``lr``
+    when None) and the classifier's ``lr``: the set-up of :func:`train_side_by_side` and
+    :func:`train_hardkuma_side_by_side`."""
+    n_steps = check_int(n_steps, "n_steps", min_value=1)
+    batch_size = check_int(batch_size, "batch_size", min_value=1)
+    lr = check_real(lr, "lr", gt=0.0)
+    selector_lr = lr if selector_lr is None else check_real(selector_lr, "selector_lr", gt=0.0)
+    device = next(models[0].parameters()).device
+    check_generator(generator, device=device)
+    stack = stack_class(models).to(device)
+    selector = [stack.p(n) for n in stack.names if n.startswith("selector")]
+    classifier = [stack.p(n) for n in stack.names if not n.startswith("selector")]
+    optimizer = torch.optim.Adam([{"params": selector, "lr": selector_lr},
+                                  {"params": classifier, "lr": lr}])
+    return _StackedTraining(stack, optimizer, device, n_steps, batch_size)
 
 
 class _SideBySide(nn.Module):

@@ -31,6 +31,7 @@ from lib.rationales.model import (
     _check_rationalizer,
     _selector_parameters,
     _SideBySide,
+    _stacked_training,
 )
 from lib.rationales.objective import _check_estimator, rationale_loss
 from lib.training import fit, snap_
@@ -242,17 +243,9 @@ def train_side_by_side(
         raise ValueError("the models must all have the same shape (same constructor arguments)")
     if not isinstance(train, RationaleData):
         raise TypeError(f"train must be a RationaleData, got {type_name(train)}")
-    n_steps = check_int(n_steps, "n_steps", min_value=1)
-    batch_size = check_int(batch_size, "batch_size", min_value=1)
-    lr = check_real(lr, "lr", gt=0.0)
-    selector_lr = lr if selector_lr is None else check_real(selector_lr, "selector_lr", gt=0.0)
-    device = next(models[0].parameters()).device
-    check_generator(generator, device=device)
-    stack = _SideBySide(models).to(device)
-    selector = [stack.p(n) for n in stack.names if n.startswith("selector")]
-    classifier = [stack.p(n) for n in stack.names if not n.startswith("selector")]
-    optimizer = torch.optim.Adam([{"params": selector, "lr": selector_lr},
-                                  {"params": classifier, "lr": lr}])
+    stack, optimizer, device, n_steps, batch_size = _stacked_training(
+        _SideBySide, models, n_steps=n_steps, batch_size=batch_size, lr=lr,
+        selector_lr=selector_lr, generator=generator)
     tokens, mask, labels = train.tokens.to(device), train.mask.to(device), train.labels.to(device)
     k = len(models)
     for _ in range(n_steps):
