@@ -13,9 +13,10 @@ LOGITS :math:`\ell`) that averages ``n_samples`` samples. The repeats are vector
 are expanded to an ``[n_repeats, D]`` leaf tensor and one backward pass gives every row its own
 gradient.
 
-* Problems: :class:`CategoricalProblem` (one K-way categorical) and :class:`BernoulliProblem`
-  (n independent Bernoullis), each with its exact value and gradient by enumeration
-  (:mod:`lib.estimators`).
+* Problems: :class:`CategoricalProblem` (one K-way categorical), :class:`BernoulliProblem`
+  (n independent Bernoullis), :class:`KSubsetProblem` (a subset of exactly k of n items) and
+  :class:`PermutationProblem` (a permutation of n <= 8 items), each with its exact value and
+  gradient by enumeration (:mod:`lib.estimators`).
 * Estimators: :func:`get_estimator` and :data:`ESTIMATORS` (``exact``, ``reinforce``,
   ``reinforce_moving_average``, ``reinforce_loo``, ``straight_through``, ``gumbel_softmax``,
   ``st_gumbel_softmax``).
@@ -73,7 +74,9 @@ __all__ = [
     "BernoulliProblem",
     "CategoricalProblem",
     "Estimator",
+    "KSubsetProblem",
     "Measurement",
+    "PermutationProblem",
     "Reference",
     "Trajectory",
     "get_estimator",
@@ -93,7 +96,8 @@ def _check_problem(problem: object) -> None:
     """TypeError unless ``problem`` is one of this module's problems (_Problem is defined below)."""
     if not isinstance(problem, _Problem):
         raise TypeError(
-            f"problem must be a CategoricalProblem or BernoulliProblem, got {type_name(problem)}"
+            f"problem must be a CategoricalProblem, BernoulliProblem, KSubsetProblem or "
+            f"PermutationProblem, got {type_name(problem)}"
         )
 
 
@@ -236,7 +240,9 @@ class _Problem:
 
     def _log_probs_of_outcomes(self, logits: Tensor) -> Tensor:
         """``[M, O]`` log-probabilities of every outcome under ``logits [M, *shape]``."""
-        return self.node(logits).log_prob(self._outcomes().unsqueeze(1)).transpose(0, 1)
+        outcomes = self._outcomes()
+        z = outcomes.unsqueeze(1).expand(outcomes.shape[0], logits.shape[0], *self.shape)
+        return self.node(logits).log_prob(z).transpose(0, 1)
 
     def _cost_scale(self) -> float:
         """max |f| over all outcomes (a scale for round-off errors)."""
@@ -503,7 +509,137 @@ class BernoulliProblem(_Problem):
         return exact_gradient_bernoulli(logits, self.cost)
 
 
-Problem = CategoricalProblem | BernoulliProblem
+class KSubsetProblem(_Problem):
+    r"""Minimise :math:`\mathbb{E}[f(z)]` over one subset of exactly k of n items.
+
+    :math:`p_\ell(z) \propto \exp(\ell^\top z)` over the 0/1 vectors with
+    :math:`\sum_i z_i = k` (:class:`lib.subsets.KSubsetNode`); the exact value and gradient
+    enumerate the :math:`\binom{n}{k}` subsets. The registry's six generic estimators run on
+    it (``straight_through`` is SIMPLE; ``gumbel_softmax`` and ``st_gumbel_softmax`` are
+    relaxed and straight-through top-k, whose hard samples follow the Plackett-Luce law of
+    sets, not this one; :data:`lib.subsets.SUBSET_LABELS` names them).
+
+    Args:
+        logits: finite floating tensor ``[n]``.
+        k: subset size, ``1 <= k <= n``.
+        f: the cost, mapping subsets ``[..., n]`` (0/1, or relaxed values in [0, 1]) to
+            costs ``[...]``; with ``params``, ``f(z, params)`` as for
+            :class:`CategoricalProblem`.
+        name: optional label.
+        params: optional 1-D tensor ``[P]``: the cost's own parameters.
+
+    Example:
+        >>> weights = torch.tensor([1.0, 2.0, 3.0, 4.0])
+        >>> problem = KSubsetProblem(torch.zeros(4), 2, lambda z: z @ weights)
+        >>> round(problem.exact_value(), 4)  # each item is in half of the 6 subsets
+        5.0
+    """
+
+    kind = "ksubset"
+    _logits_dim = None
+    _size_name = "n items"
+
+    def __init__(self, logits: Tensor, k: int, f: Callable[..., Tensor], name: str = "", *,
+                 params: Tensor | None = None) -> None:
+        check_tensor(logits, "logits")
+        self._check_logits_shape(logits)
+        self.k = check_int(k, "k", min_value=1)
+        if self.k > logits.shape[0]:
+            raise ValueError(f"k must be at most n = {logits.shape[0]}, got k={k}")
+        super().__init__(logits, f, name, params=params)
+
+    def _check_logits_shape(self, logits: Tensor) -> None:
+        super()._check_logits_shape(logits)
+        if logits.shape[0] == 0:
+            raise ValueError("logits must have at least one item, got shape (0,)")
+
+    def node(self, logits: Tensor) -> StochasticNode:
+        """The :class:`lib.subsets.KSubsetNode` at ``logits [..., n]``."""
+        from lib.subsets import KSubsetNode
+
+        return KSubsetNode(logits, self.k)
+
+    @property
+    def n_outcomes(self) -> int:
+        """Number of subsets, :math:`\binom{n}{k}`."""
+        return math.comb(self.dim, self.k)
+
+    def _probe_points(self) -> Tensor:
+        n, k = self.dim, self.k
+        index = (torch.arange(6, device=self.logits.device)[:, None]
+                 + torch.arange(k, device=self.logits.device)) % n
+        points = torch.zeros(6, n, dtype=self.logits.dtype, device=self.logits.device)
+        return points.scatter_(1, index, 1.0).reshape(2, 3, n)
+
+    def __repr__(self) -> str:
+        return super().__repr__()[:-1] + f", k={self.k})"
+
+
+class PermutationProblem(_Problem):
+    r"""Minimise :math:`\mathbb{E}[f(P)]` over one permutation of n items (n <= 8).
+
+    :math:`P` is a permutation matrix drawn from the Gibbs law
+    :math:`p_X(\sigma) \propto \exp\sum_i X_{i\sigma(i)}`
+    (:class:`lib.permutations.PermutationNode`); the exact value and gradient enumerate the
+    n! permutations. The registry's six generic estimators run on it: ``straight_through``
+    passes the exact marginals' Jacobian back, ``gumbel_softmax`` and ``st_gumbel_softmax``
+    are relaxed and straight-through Gumbel-Sinkhorn (``n_iters`` Sinkhorn iterations), whose
+    hard samples follow the Gumbel-matching law, not the Gibbs law
+    (:data:`lib.permutations.PERMUTATION_LABELS` names them).
+
+    Args:
+        log_alpha: finite floating tensor ``[n, n]``, ``1 <= n <= 8``.
+        f: the cost, mapping matrices ``[..., n, n]`` (permutation matrices, or doubly
+            stochastic ones for the relaxations) to costs ``[...]``; with ``params``,
+            ``f(P, params)`` as for :class:`CategoricalProblem`.
+        name: optional label.
+        params: optional 1-D tensor ``[P]``: the cost's own parameters.
+        n_iters: Sinkhorn iterations of the relaxed estimators, >= 1.
+
+    Example:
+        >>> problem = PermutationProblem(torch.zeros(3, 3),
+        ...                              lambda P: P.diagonal(dim1=-2, dim2=-1).sum(-1))
+        >>> round(problem.exact_value(), 4)  # each row keeps its column with probability 1/3
+        1.0
+    """
+
+    kind = "permutation"
+    _logits_dim = None
+    _size_name = "n x n scores"
+
+    def __init__(self, log_alpha: Tensor, f: Callable[..., Tensor], name: str = "", *,
+                 params: Tensor | None = None, n_iters: int = 20) -> None:
+        self.n_iters = check_int(n_iters, "n_iters", min_value=1)
+        super().__init__(log_alpha, f, name, params=params)
+
+    def _check_logits_shape(self, logits: Tensor) -> None:
+        from lib.permutations import MAX_ENUMERATION_N
+
+        n = logits.shape[-1] if logits.dim() else 0
+        if logits.dim() != 2 or logits.shape[0] != n or not 1 <= n <= MAX_ENUMERATION_N:
+            raise ValueError(f"log_alpha must be a square [n, n] tensor with 1 <= n <= "
+                             f"{MAX_ENUMERATION_N}, got shape {tuple(logits.shape)}")
+
+    def node(self, logits: Tensor) -> StochasticNode:
+        """The :class:`lib.permutations.PermutationNode` at ``logits [..., n, n]``."""
+        from lib.permutations import PermutationNode
+
+        return PermutationNode(logits, self.n_iters)
+
+    @property
+    def n_outcomes(self) -> int:
+        """Number of permutations, n!."""
+        return math.factorial(self.shape[-1])
+
+    def _probe_points(self) -> Tensor:
+        n = self.shape[-1]
+        device = self.logits.device
+        shifts = torch.arange(6, device=device)[:, None]
+        sigma = (torch.arange(n, device=device) + shifts) % n  # six cyclic shifts
+        return F.one_hot(sigma, n).to(self.logits.dtype).reshape(2, 3, n, n)
+
+
+Problem = CategoricalProblem | BernoulliProblem | KSubsetProblem | PermutationProblem
 
 
 # --------------------------------------------------------------------------------------------
@@ -657,11 +793,7 @@ class Estimator:
         state: dict[str, Any] | None = None,
         with_params: bool = False,
     ) -> Tensor | tuple[Tensor, Tensor | None]:
-        if not isinstance(problem, _Problem):
-            raise TypeError(
-                f"problem must be a CategoricalProblem or BernoulliProblem, got "
-                f"{type_name(problem)}"
-            )
+        _check_problem(problem)
         n_samples = check_int(n_samples, "n_samples", min_value=1)
         n_repeats = check_int(n_repeats, "n_repeats", min_value=1)
         logits = problem._logits_or_default(logits, n_repeats)
@@ -926,7 +1058,8 @@ def measure(
     :math:`\sum_i \mathrm{se}^{*2}_i`: keep the reference's standard errors small.
 
     Args:
-        problem: a :class:`CategoricalProblem` or :class:`BernoulliProblem`.
+        problem: a lab problem (:class:`CategoricalProblem`, :class:`BernoulliProblem`,
+            :class:`KSubsetProblem` or :class:`PermutationProblem`).
         estimator: an :class:`Estimator`, or any callable with the same signature returning
             ``[n_repeats, *problem.shape]``.
         n_samples: samples per estimate, >= 1.

@@ -779,9 +779,11 @@ def register_estimator(
     return decorate
 
 
-#: Node kinds: the two of :class:`StochasticNode`, and the k-subsets of
-#: :class:`lib.subsets.KSubsetNode` (a categorical over subsets with the same methods).
-NODE_KINDS = ("categorical", "bernoulli", "ksubset")
+#: Node kinds: the two of :class:`StochasticNode`, the k-subsets of
+#: :class:`lib.subsets.KSubsetNode` and the permutations of
+#: :class:`lib.permutations.PermutationNode` (each a categorical over its structures, with the
+#: same methods).
+NODE_KINDS = ("categorical", "bernoulli", "ksubset", "permutation")
 
 #: The kinds of the book's six estimators: they use only the node's generic methods (sample,
 #: relaxed, probs, log_prob, outcomes), so they also run on a k-subset node.
@@ -798,13 +800,14 @@ def _check_kinds(kinds: object) -> tuple[str, ...]:
 def estimator_names(kind: str | None = None) -> tuple[str, ...]:
     """Names of the registered estimators, in registration order.
 
-    With ``kind`` (``"categorical"`` or ``"bernoulli"``) only those that support that node
-    kind (``arm`` and ``disarm`` are Bernoulli-only).
+    With ``kind`` (one of :data:`NODE_KINDS`) only those that support that node kind
+    (``arm`` and ``disarm`` are Bernoulli-only; k-subsets and permutations take the six
+    generic estimators).
     """
     if kind is None:
         return tuple(_ESTIMATORS)
-    if kind not in ("categorical", "bernoulli"):
-        raise ValueError(f"kind must be 'categorical' or 'bernoulli', got {kind!r}")
+    if kind not in NODE_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(map(repr, NODE_KINDS))}, got {kind!r}")
     return tuple(n for n, spec in _ESTIMATORS.items() if kind in spec.kinds)
 
 

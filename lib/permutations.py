@@ -72,9 +72,12 @@ from lib._validation import (
     check_tensor,
     validating,
 )
+from lib.estimators import StochasticNode
 
 __all__ = [
     "MAX_ENUMERATION_N",
+    "PERMUTATION_LABELS",
+    "PermutationNode",
     "gumbel_matching_sample",
     "gumbel_sinkhorn",
     "matching",
@@ -194,7 +197,11 @@ def gumbel_sinkhorn(
     check_generator(generator, like=log_alpha)
     tau = check_tau(tau, "tau", like=log_alpha)
     noise = _gumbel_noise(log_alpha.detach().expand(n_samples, *log_alpha.shape), generator)
-    perturbed = log_alpha + noise
+    return _perturbed_sinkhorn(log_alpha + noise, tau, n_iters, hard)
+
+
+def _perturbed_sinkhorn(perturbed: Tensor, tau: Tensor, n_iters: int, hard: bool) -> Tensor:
+    """``S(perturbed / tau)``, or with ``hard`` the matching forward and its gradient backward."""
     soft = sinkhorn(perturbed, n_iters, tau)
     if not hard:
         return soft
@@ -348,3 +355,150 @@ def permutation_marginals(log_alpha: Tensor) -> Tensor:
     p = permutation_log_probs(log_alpha).exp()  # [..., n!]
     onehot = torch.nn.functional.one_hot(permutation_enumerate(n, device=log_alpha.device), n)
     return torch.einsum("...r,rij->...ij", p, onehot.to(p.dtype))
+
+
+# --------------------------------------------------------------------------------------------
+# A stochastic node over permutations: the registry's estimators on the Gibbs law
+# --------------------------------------------------------------------------------------------
+
+#: Readable names of the registry's estimators on a :class:`PermutationNode`, for tables.
+PERMUTATION_LABELS = {
+    "exact": "exact (enumeration)",
+    "reinforce": "REINFORCE",
+    "reinforce_loo": "REINFORCE + LOO",
+    "straight_through": "ST with exact marginals",
+    "gumbel_softmax": "relaxed Gumbel-Sinkhorn",
+    "st_gumbel_softmax": "ST Gumbel-Sinkhorn",
+}
+
+
+class PermutationNode(StochasticNode):
+    r"""A stochastic node whose joint sample is one permutation matrix per batch element.
+
+    ``PermutationNode(log_alpha [*batch, n, n])`` is the **Gibbs law**
+    :math:`p_X(\sigma) \propto \exp \sum_i X_{i\sigma(i)}` (``kind == "permutation"``,
+    ``event_dims == 2``, ``n <= 8`` so that the n! permutations can be enumerated). It has the
+    methods of :class:`lib.estimators.StochasticNode`, so the registry's six generic estimators
+    run on it (:data:`PERMUTATION_LABELS` names them for permutations):
+
+    * :meth:`sample`, :meth:`sample_from`: exact samples of the Gibbs law, by the inverse of
+      its distribution function over the permutations in the order of
+      :func:`permutation_enumerate` (one uniform per sample: entry ``[0, 0]`` of ``u``);
+      :meth:`log_prob`; :meth:`outcomes` (every permutation, for ``exact``), so ``exact``,
+      ``reinforce`` and ``reinforce_loo`` are exact or unbiased for
+      :math:`\nabla_X \mathbb{E}_{p_X}[f]`;
+    * :meth:`probs`: the exact marginals :func:`permutation_marginals`, so
+      ``straight_through`` forwards a Gibbs sample and passes the marginals' Jacobian back;
+    * :meth:`relaxed`, :meth:`relaxed_from`: Gumbel-Sinkhorn :math:`S((X + G)/\tau)` with
+      ``n_iters`` Sinkhorn iterations (``gumbel_softmax``); with ``hard=True`` the matching
+      :math:`M(X + G)` forward (``st_gumbel_softmax``). Their hard values follow the
+      Gumbel-matching law, **not** the Gibbs law, so these two are biased for the Gibbs
+      gradient by the gap between the laws as well as by the relaxation.
+
+    Args:
+        log_alpha: scores :math:`X`, floating ``[*batch, n, n]`` with ``1 <= n <= 8``.
+        n_iters: Sinkhorn iterations of the relaxed samples, >= 1 (Mena et al.'s 20).
+        fixed_uniforms: optional uniforms ``[S, *shape]`` (``shape`` broadcastable to
+            ``log_alpha``'s), as for ``StochasticNode``: common noise for several nodes.
+
+    Example:
+        >>> from lib.estimators import surrogate
+        >>> X = torch.zeros(3, 3, requires_grad=True)
+        >>> node = PermutationNode(X)
+        >>> out = surrogate("exact", node, lambda P: P.diagonal(dim1=-2, dim2=-1).sum(-1))
+        >>> round(out.loss.item(), 4)  # each row keeps its column with probability 1/3
+        1.0
+    """
+
+    n_iters: int = 20
+
+    def __init__(self, log_alpha: Tensor, n_iters: int = 20,
+                 fixed_uniforms: Tensor | None = None) -> None:
+        object.__setattr__(self, "kind", "permutation")
+        object.__setattr__(self, "logits", log_alpha)
+        object.__setattr__(self, "event_dims", 2)
+        object.__setattr__(self, "mask", None)
+        object.__setattr__(self, "fixed_uniforms", fixed_uniforms)
+        object.__setattr__(self, "n_iters", n_iters)
+        self.__post_init__()
+
+    def __post_init__(self) -> None:
+        n = _check_square(self.logits, "log_alpha")
+        _check_enumerable(n)
+        object.__setattr__(self, "n_iters", check_int(self.n_iters, "n_iters", min_value=1))
+        if self.fixed_uniforms is not None:
+            u = check_tensor(self.fixed_uniforms, "fixed_uniforms")
+            shape = self.logits.shape
+            if u.dim() != self.logits.dim() + 1 or any(
+                    a not in (1, b) for a, b in zip(u.shape[1:], shape)):
+                raise ValueError(f"fixed_uniforms must have shape [S, *shape] with shape "
+                                 f"broadcastable to log_alpha's {tuple(shape)}, got "
+                                 f"{tuple(u.shape)}")
+
+    @property
+    def batch_shape(self) -> torch.Size:
+        """The scores' shape without the two n dimensions."""
+        return self.logits.shape[:-2]
+
+    @property
+    def n(self) -> int:
+        """The number of items permuted."""
+        return self.logits.shape[-1]
+
+    def sample_from(self, u: Tensor) -> Tensor:
+        """The exact Gibbs sample of uniforms ``u`` ``[..., *log_alpha.shape]``, no gradient.
+
+        Inverse transform: the first permutation (in :func:`permutation_enumerate`'s order)
+        whose cumulative probability exceeds ``u[..., 0, 0]``, computed in float64.
+        """
+        check_tensor(u, "u")
+        n = self.n
+        if u.dim() < 2 or u.shape[-2:] != (n, n):
+            raise ValueError(f"u must have shape [..., {n}, {n}], got {tuple(u.shape)}")
+        v = u[..., 0, 0].detach().double()  # [..., *batch]
+        cdf = permutation_log_probs(self.logits.detach().double()).exp().cumsum(-1)
+        cdf = cdf.expand(*v.shape, cdf.shape[-1]).contiguous()
+        index = torch.searchsorted(cdf, v.unsqueeze(-1).contiguous()).squeeze(-1)
+        index = index.clamp_(max=cdf.shape[-1] - 1)  # v above a cdf that rounded below 1
+        sigma = permutation_enumerate(n, device=u.device)[index]  # [..., *batch, n]
+        return torch.nn.functional.one_hot(sigma, n).to(self.logits.dtype)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` exact Gibbs samples ``[n, *log_alpha.shape]`` (permutation matrices)."""
+        return self.sample_from(self.uniforms(n, generator))
+
+    def relaxed_from(self, u: Tensor, tau: float | Tensor, hard: bool = False) -> Tensor:
+        """Gumbel-Sinkhorn of ``log_alpha - log(-log u)``; ``hard``: the matching forward."""
+        check_tensor(u, "u")
+        tau = check_tau(tau, "tau", like=self.logits)
+        noise = -torch.log(-torch.log(u.to(self.logits.dtype)))
+        return _perturbed_sinkhorn(self.logits + noise, tau, self.n_iters,
+                                   check_bool(hard, "hard"))
+
+    def relaxed(self, n: int, tau: float | Tensor, hard: bool,
+                generator: torch.Generator | None = None) -> Tensor:
+        """``n`` Gumbel-Sinkhorn samples (``hard``: ST Gumbel-Sinkhorn), differentiable."""
+        return self.relaxed_from(self.uniforms(n, generator), tau, hard)
+
+    def probs(self) -> Tensor:
+        r"""The Gibbs marginals :math:`P(\sigma(i) = j)`, ``log_alpha.shape``, differentiable."""
+        return permutation_marginals(self.logits)
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        r""":math:`\log p_X(\sigma)` ``[..., *batch]`` of permutation matrices ``z``
+        ``[..., *log_alpha.shape]``; differentiable in ``log_alpha``."""
+        index = permutation_index(z.detach())  # [..., *batch]
+        log_p = permutation_log_probs(self.logits)  # [*batch, n!]
+        shape = torch.broadcast_shapes(index.shape, log_p.shape[:-1])
+        index = index.expand(shape)
+        log_p = log_p.expand(*shape, log_p.shape[-1])
+        return log_p.gather(-1, index.unsqueeze(-1)).squeeze(-1)
+
+    def outcomes(self) -> tuple[Tensor, Tensor]:
+        """Every permutation and its probability: ``(z [n!, *log_alpha.shape], p [n!, *batch])``."""
+        n, batch = self.n, self.batch_shape
+        perms = torch.nn.functional.one_hot(permutation_enumerate(n, device=self.logits.device),
+                                            n).to(self.logits.dtype)  # [n!, n, n]
+        z = perms.reshape(-1, *(1,) * len(batch), n, n).expand(-1, *self.logits.shape)
+        p = permutation_log_probs(self.logits).exp().movedim(-1, 0)  # [n!, *batch]
+        return z, p

@@ -143,6 +143,15 @@ def _bern_problem():
     return compare.BernoulliProblem(torch.zeros(2), lambda b: b @ torch.tensor([1.0, -2.0]))
 
 
+def _ksubset_problem():
+    return compare.KSubsetProblem(torch.zeros(4), 2, lambda z: z @ torch.arange(4.0))
+
+
+def _perm_problem():
+    return compare.PermutationProblem(torch.zeros(3, 3),
+                                      lambda p: p.diagonal(dim1=-2, dim2=-1).sum(-1))
+
+
 def _reviews():
     return rationales.make_synthetic_reviews(8, seed=0)
 
@@ -164,6 +173,12 @@ GENERATOR_CALLS = {
         torch.zeros(3, 3), generator=g),
     "permutations.gumbel_matching_sample": lambda g: permutations.gumbel_matching_sample(
         torch.zeros(3, 3), generator=g),
+    "permutations.PermutationNode.sample": lambda g: permutations.PermutationNode(
+        torch.zeros(3, 3)).sample(2, generator=g),
+    "permutations.PermutationNode.uniforms": lambda g: permutations.PermutationNode(
+        torch.zeros(3, 3)).uniforms(2, generator=g),
+    "permutations.PermutationNode.relaxed": lambda g: permutations.PermutationNode(
+        torch.zeros(3, 3)).relaxed(2, 0.5, True, generator=g),
     "gumbel.gumbel_max_sample": lambda g: gumbel.gumbel_max_sample(torch.zeros(2, 3),
                                                                    generator=g),
     "gumbel.gumbel_topk_sample": lambda g: gumbel.gumbel_topk_sample(torch.zeros(2, 3), 2,
@@ -183,6 +198,17 @@ GENERATOR_CALLS = {
     "compare.BernoulliProblem.sample": lambda g: _bern_problem().sample(torch.zeros(2, 2), g),
     "compare.BernoulliProblem.relaxed": lambda g: _bern_problem().relaxed(
         torch.zeros(2, 2), 1.0, True, g),
+    "compare.KSubsetProblem.sample": lambda g: _ksubset_problem().sample(torch.zeros(2, 4), g),
+    "compare.KSubsetProblem.relaxed": lambda g: _ksubset_problem().relaxed(
+        torch.zeros(2, 4), 1.0, True, g),
+    "compare.KSubsetProblem.reference_gradient": lambda g: _ksubset_problem(
+    ).reference_gradient(20, g, n_batches=2),
+    "compare.PermutationProblem.sample": lambda g: _perm_problem().sample(
+        torch.zeros(2, 3, 3), g),
+    "compare.PermutationProblem.relaxed": lambda g: _perm_problem().relaxed(
+        torch.zeros(2, 3, 3), 1.0, True, g),
+    "compare.PermutationProblem.reference_gradient": lambda g: _perm_problem(
+    ).reference_gradient(20, g, n_batches=2),
     "compare.Estimator.__call__": lambda g: compare.get_estimator("reinforce")(
         _cat_problem(), None, 2, 2, g),
     "compare.measure": lambda g: compare.measure(_cat_problem(), compare.get_estimator("exact"),
