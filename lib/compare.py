@@ -864,7 +864,14 @@ def get_estimator(name: str, **params: Any) -> Estimator:
                                            and its conditional correction
     ``relax``                     control, REBAR with a learned control
                                   tau, eta :math:`\eta f(\sigma_\tau(z)) + r_\phi(\sigma_\tau(z))`
+    ``imle``                      lam,     top-k of the perturbed logits forward, a finite
+                                  noise_t. difference of two top-k's backward (k-subsets)
     ============================ ======== ===================================================
+
+    On a :class:`KSubsetProblem` and a :class:`PermutationProblem` the six generic names
+    (``exact`` to ``st_gumbel_softmax``) work, plus ``imle`` for k-subsets; the Gumbel names
+    are then relaxed top-k and Gumbel-Sinkhorn (see :class:`lib.subsets.KSubsetNode` and
+    :class:`lib.permutations.PermutationNode`).
 
     Every name except ``reinforce_moving_average`` is an estimator of the registry
     (:mod:`lib.estimators`), with the same definition the models use; an estimator added with

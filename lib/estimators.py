@@ -1184,8 +1184,9 @@ def cost_evaluations(name: str, node: StochasticNode, n_samples: int, **params: 
     change of one variable to another value (:math:`1 + V(K-1)` per sample for V variables
     with K values each, K = 2 for Bernoulli), ``rebar`` three times per sample (the hard sample
     and two relaxed ones) and ``relax`` once per sample (plus twice when ``eta != 0``; its
-    learned ``control`` is not the cost). ``exact`` evaluates every joint outcome; every other
-    registered estimator once per sample.
+    learned ``control`` is not the cost). ``exact`` evaluates every joint outcome (every
+    k-subset or permutation of a structured node); every other registered estimator once per
+    sample.
 
     Args:
         name: a registered estimator.
@@ -1205,6 +1206,13 @@ def cost_evaluations(name: str, node: StochasticNode, n_samples: int, **params: 
     n_samples = check_int(n_samples, "n_samples", min_value=1)
     if not isinstance(node, StochasticNode):
         raise TypeError(f"node must be a StochasticNode, got {type_name(node)}")
+    if node.kind in ("ksubset", "permutation"):
+        # structured nodes take the generic estimators (and I-MLE): once per sample, or
+        # every structure for exact: C(n, k) subsets (fewer with padding) or n! permutations
+        n = node.logits.shape[-1]
+        if name != "exact":
+            return n_samples
+        return math.comb(n, node.k) if node.kind == "ksubset" else math.factorial(n)
     _, n_var = _event_size(node)
     k = node.logits.shape[-1] if node.kind == "categorical" else 2
     if name == "exact":
@@ -1530,3 +1538,23 @@ def _relax(node, cost, n_samples, generator, control, tau, eta):
     """
     eta = _check_control(control, eta)
     return _relax_family(node, cost, n_samples, generator, tau, eta, control)
+
+
+# --------------------------------------------------------------------------------------------
+# Estimators of one structured kind
+# --------------------------------------------------------------------------------------------
+
+@register_estimator("imle", unbiased=False, label="I-MLE", kinds=("ksubset",),
+                    params={"lam": 1.0, "noise_temperature": 1.0},
+                    description="perturb-and-MAP top-k forward, a finite difference of two "
+                                "MAPs backward (k-subsets)")
+def _imle(node, cost, n_samples, generator, lam, noise_temperature):
+    r"""I-MLE (Niepert et al. 2021) on a :class:`lib.subsets.KSubsetNode`:
+    :func:`lib.subsets.imle_topk` with the node's logits, k and mask. It draws its
+    sum-of-Gamma noise from ``generator``, so a node's ``fixed_uniforms`` do not reach it.
+    """
+    from lib.subsets import imle_topk
+
+    z = imle_topk(node.logits, node.k, n_samples, lam=lam, noise_temperature=noise_temperature,
+                  mask=node.mask, generator=generator)
+    return _pathwise(z, z, cost)

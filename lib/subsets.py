@@ -863,10 +863,10 @@ class KSubsetNode(StochasticNode):
 # Estimators through a cost: the registry's names, plus SIMPLE and I-MLE
 # --------------------------------------------------------------------------------------------
 
-#: The estimators of a k-subset choice, in the order of the book's tables. Those of the
-#: registry (:mod:`lib.estimators`) run on a :class:`KSubsetNode` by its methods; ``simple``
-#: and ``imle`` exist for subsets only, so they live here rather than in the registry (whose
-#: every name must work on every categorical and Bernoulli node).
+#: The estimators of a k-subset choice, in the order of the book's tables. All are names of
+#: the registry (:mod:`lib.estimators`), which runs them on a :class:`KSubsetNode` by its
+#: methods (``imle`` is registered for k-subset nodes only), except ``simple``: the name
+#: chapter 15 uses for the registry's ``straight_through`` on this node.
 SUBSET_ESTIMATORS = ("exact", "reinforce_loo", "simple", "gumbel_softmax",
                      "st_gumbel_softmax", "imle")
 
@@ -882,8 +882,8 @@ SUBSET_LABELS = {
     "imle": "I-MLE",
 }
 
-#: Parameters (and defaults) of the two estimators defined here.
-_OWN_PARAMS = {"simple": {}, "imle": {"lam": 1.0, "noise_temperature": 1.0}}
+#: Names that :func:`subset_surrogate` takes besides the registry's, with their parameters.
+_OWN_PARAMS = {"simple": {}}
 
 
 def subset_surrogate(estimator: str, node: KSubsetNode, cost: Callable[[Tensor], Tensor],
@@ -892,16 +892,18 @@ def subset_surrogate(estimator: str, node: KSubsetNode, cost: Callable[[Tensor],
     r"""The loss whose gradient is ``estimator``'s estimate, for a k-subset node.
 
     The registry's entry point (:func:`lib.estimators.surrogate`) for a
-    :class:`KSubsetNode`, extended with the two subset-only estimators:
+    :class:`KSubsetNode`, which also takes ``simple`` (the registry's ``straight_through``
+    on this node):
 
     * ``exact``, ``reinforce``, ``reinforce_loo``: as for any node (exact by enumeration of
       the :math:`\binom{n}{k}` subsets; score function with exact k-subset samples);
     * ``straight_through`` and ``simple``: the same estimator, SIMPLE (:func:`simple_topk`);
     * ``gumbel_softmax``: relaxed top-k (:func:`relaxed_topk`) at temperature ``tau``;
     * ``st_gumbel_softmax``: straight-through top-k (:func:`st_relaxed_topk`);
-    * ``imle``: :func:`imle_topk` with parameters ``lam`` and ``noise_temperature``. It
-      draws its sum-of-Gamma noise from ``generator``, so a node's ``fixed_uniforms`` do not
-      reach it (the other estimators draw through the node and use them).
+    * ``imle``: :func:`imle_topk` with parameters ``lam`` and ``noise_temperature``,
+      registered for k-subset nodes only. It draws its sum-of-Gamma noise from
+      ``generator``, so a node's ``fixed_uniforms`` do not reach it (the other estimators
+      draw through the node and use them).
 
     Args:
         estimator: a name of :data:`SUBSET_ESTIMATORS` or of the registry.
@@ -921,7 +923,7 @@ def subset_surrogate(estimator: str, node: KSubsetNode, cost: Callable[[Tensor],
         >>> out.loss.backward(); logits.grad  # additive cost: SIMPLE is exact
         tensor([-0.5000, -0.1667,  0.1667,  0.5000])
     """
-    from lib.estimators import Surrogate, surrogate
+    from lib.estimators import surrogate
 
     if not isinstance(node, KSubsetNode):
         raise TypeError(f"node must be a KSubsetNode, got {type(node).__name__}")
@@ -932,16 +934,4 @@ def subset_surrogate(estimator: str, node: KSubsetNode, cost: Callable[[Tensor],
         raise ValueError(f"estimator {estimator!r} does not take parameter(s) "
                          f"{', '.join(unknown)} (allowed: "
                          f"{', '.join(_OWN_PARAMS[estimator]) or 'none'})")
-    n_samples = check_int(n_samples, "n_samples", min_value=1)
-    if estimator == "simple":
-        return surrogate("straight_through", node, cost, n_samples, generator)
-    merged = {**_OWN_PARAMS[estimator], **params}
-    z = imle_topk(node.logits, node.k, n_samples, mask=node.mask, generator=generator,
-                  **merged)
-    costs = cost(z)
-    shape = (n_samples, *node.batch_shape)
-    if not isinstance(costs, Tensor) or costs.shape != shape:
-        raise ValueError(f"cost must map subsets {tuple(z.shape)} to costs {shape}, got "
-                         f"{getattr(costs, 'shape', type(costs).__name__)}")
-    return Surrogate(costs.mean(0), costs.mean(0).detach(), z.detach(),
-                     torch.full_like(costs.detach(), 1.0 / n_samples))
+    return surrogate("straight_through", node, cost, n_samples, generator)  # SIMPLE

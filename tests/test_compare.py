@@ -129,9 +129,10 @@ def test_shapes_dtype_and_reproducibility(name, params, problem_fn):
 
 
 def test_registry_lists_every_estimator_and_labels():
-    # the lab lists the book's estimators first, then those of chapter 12 (issue 16)
+    # the lab lists the book's estimators first, then those of chapter 12 (issue 16), then
+    # I-MLE (k-subsets only)
     assert ESTIMATORS[:len(ALL)] == tuple(n for n, _ in ALL)
-    assert ESTIMATORS[len(ALL):] == ("local_baseline", "arm", "disarm", "rebar", "relax")
+    assert ESTIMATORS[len(ALL):] == ("local_baseline", "arm", "disarm", "rebar", "relax", "imle")
     assert get_estimator("gumbel_softmax", tau=0.5).label == "Gumbel-softmax (tau=0.5)"
     assert get_estimator("reinforce").unbiased
     assert not get_estimator("st_gumbel_softmax").unbiased

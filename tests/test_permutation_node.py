@@ -255,3 +255,37 @@ def test_ksubset_problem_exact_value_and_gradient_match_brute_force():
     m = measure(problem, get_estimator("reinforce_loo"), 4, 4000, gen(12))
     assert m.max_abs_z < 4.5  # 5 coordinates; see the permutation test above
     assert repr(problem) == "KSubsetProblem(D=5, k=2)"
+
+
+def test_imle_is_a_registry_estimator_for_ksubsets_only():
+    """The lab measures I-MLE through the registry; it is biased on a non-additive cost, and
+    the registry's name gives the same estimates as lib.subsets.imle_topk on the same noise."""
+    from lib.subsets import KSubsetNode, imle_topk
+
+    assert estimator_names("ksubset")[-1] == "imle"
+    assert "imle" not in estimator_names("categorical") + estimator_names("bernoulli")
+    theta = torch.tensor([0.5, -1.0, 0.3, 2.0, 0.0], dtype=torch.float64)
+    weights = torch.tensor([1.0, 3.0, -2.0, 0.5, 1.0], dtype=torch.float64)
+    problem = KSubsetProblem(theta, 2, lambda z: (z @ weights) ** 2)
+    m = measure(problem, get_estimator("imle", lam=0.5), 4, 2000, gen(13))
+    assert m.max_abs_z > 10
+    leaf = theta.clone().requires_grad_()
+    out = surrogate("imle", KSubsetNode(leaf, 2), lambda z: (z @ weights) ** 2, 3, gen(14),
+                    lam=0.5)
+    (g_registry,) = torch.autograd.grad(out.loss, leaf)
+    leaf2 = theta.clone().requires_grad_()
+    z = imle_topk(leaf2, 2, 3, lam=0.5, generator=gen(14))
+    (g_direct,) = torch.autograd.grad(((z @ weights) ** 2).mean(0), leaf2)
+    assert torch.equal(g_registry, g_direct)
+    with pytest.raises(ValueError, match="lam must be"):
+        surrogate("imle", KSubsetNode(leaf, 2), lambda z: z.sum(-1), lam=0.0)
+
+
+def test_cost_evaluations_of_structured_nodes():
+    from lib.estimators import cost_evaluations
+    from lib.subsets import KSubsetNode
+
+    assert cost_evaluations("exact", PermutationNode(torch.zeros(4, 4)), 3) == 24
+    assert cost_evaluations("st_gumbel_softmax", PermutationNode(torch.zeros(4, 4)), 3) == 3
+    assert cost_evaluations("exact", KSubsetNode(torch.zeros(5), 2), 3) == 10
+    assert cost_evaluations("imle", KSubsetNode(torch.zeros(5), 2), 3) == 3

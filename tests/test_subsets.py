@@ -428,5 +428,5 @@ def test_rationale_loss_keeps_exactly_k_tokens():
                              n_samples=2, generator=gen(78))
         assert torch.allclose(out.kept, exact.kept)
         out.loss.backward()
-    with pytest.raises(ValueError, match="estimator must be"):
+    with pytest.raises(ValueError, match="supports ksubset nodes only, got a bernoulli node"):
         rationale_loss(model, data.tokens, data.mask, data.labels, "imle")
