@@ -15,11 +15,13 @@ Modules, one concept each:
   exact zeros and ones with reparameterised samples, point masses in closed form).
 - :mod:`lib.perturbed`: perturbed optimizers: a differentiable layer from any argmax oracle.
 - :mod:`lib.sparse`: sparsemax, 1.5-entmax, and exact expectations over their sparse support.
-- :mod:`lib.permutations`: permutations: Sinkhorn, Gumbel-Sinkhorn, Gumbel-matching, and
-  the exact Gibbs law and its marginals by enumeration (n <= 8).
+- :mod:`lib.permutations`: permutations: Sinkhorn, Gumbel-Sinkhorn, Gumbel-matching, the
+  exact Gibbs law and its marginals by enumeration (n <= 8), and ``PermutationNode``, the
+  registry's stochastic node over permutations.
 - :mod:`lib.estimators`: straight-through, REINFORCE, baselines, exact gradients by enumeration.
 - :mod:`lib.schedules`: temperature annealing.
-- :mod:`lib.compare`: gradient estimators with one signature, measured against the exact gradient.
+- :mod:`lib.compare`: gradient estimators with one signature, measured against the exact gradient
+  (categorical, Bernoulli, k-subset and permutation problems).
 - :mod:`lib.sequences`: REINFORCE for token sequences (RLOO, GRPO, Dr. GRPO), exact by
   enumeration on a tiny autoregressive policy.
 - :mod:`lib.bottleneck`: a discrete-bottleneck autoencoder for training experiments.
