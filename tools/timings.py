@@ -8,7 +8,7 @@ Each notebook runs in a fresh kernel from its own folder (``tools.execute.execut
 (kernel start-up included, as a reader experiences it) and the CPU time of the kernel process
 (user + system, from ``resource.getrusage(RUSAGE_CHILDREN)`` once the kernel has exited), which
 is less sensitive to other load on the machine. Notebooks above the per-notebook limit (60 s)
-and a total above the book's budget (5 minutes) are flagged. A notebook that fails to execute
+and a total above the book's budget (10 minutes) are flagged. A notebook that fails to execute
 is reported as failed and makes the exit status 1; being slow does not.
 """
 
@@ -28,7 +28,10 @@ from tools.execute import execute, expand
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PATHS = ("chapters", "solutions")
 LIMIT_SECONDS = 60.0
-BUDGET_SECONDS = 300.0
+#: The whole book: 5 minutes when it had ten chapters; with 19 chapters and 14 solution
+#: notebooks each under its 60 s, 10 minutes (CI executes every notebook twice, strict and
+#: portable, on two workers: about 4 minutes each).
+BUDGET_SECONDS = 600.0
 
 
 @dataclass
