@@ -14,7 +14,7 @@ import math
 import torch
 from torch import Tensor
 
-from lib._validation import check_generator, type_name
+from lib._validation import check_generator, check_int, type_name
 from lib.estimators import StochasticNode
 from lib.rationales.data import RationaleData
 from lib.rationales.model import Rationalizer
@@ -76,6 +76,7 @@ def evaluate_rationales(
     *,
     selection: str = "argmax",
     generator: torch.Generator | None = None,
+    k: int | None = None,
 ) -> dict[str, float]:
     r"""Accuracy and rationale quality of ``model`` on ``data``.
 
@@ -95,6 +96,10 @@ def evaluate_rationales(
             ``rationales``.
         selection: ``"argmax"``, ``"sample"`` or ``"all"``.
         generator: ``torch.Generator`` for ``"sample"``, on the CPU or on the model's device.
+        k: None for the Bernoulli selector; an int for a selector that keeps exactly k
+            tokens (the k-subset law of the keep-logits, ``rationale_loss(..., k=k)``): the
+            most likely mask is then the top k keep-logits of each text, ``"sample"`` draws
+            from the k-subset law, and ``g_planted``/``g_other`` are its exact marginals.
 
     Returns:
         A dict with ``accuracy``, ``precision``, ``recall``, ``f1`` (pooled over the texts, see
@@ -118,6 +123,9 @@ def evaluate_rationales(
     check_generator(generator, device=device)
     tokens, mask = data.tokens.to(device), data.mask.to(device)
     valid = mask.to(torch.get_default_dtype())
+    if k is not None:
+        shortest = int(data.mask.sum(-1).min()) if len(data) else 0
+        k = check_int(k, "k", min_value=1, max_value=max(shortest, 1))
     was_training = model.training
     model.eval()
     probs = None
@@ -125,12 +133,22 @@ def evaluate_rationales(
         z = valid
     else:
         logits = model.keep_logits(tokens, mask)
-        probs = torch.sigmoid(logits).cpu()
-        if selection == "argmax":
-            z = (logits > 0).to(valid.dtype) * valid
+        if k is not None:
+            from lib.subsets import KSubsetNode, topk_mask
+
+            node = KSubsetNode(logits, k, mask=mask)
+            probs = node.probs().detach().cpu()
+            if selection == "argmax":  # the mode of the k-subset law: the top k scores
+                z = topk_mask(logits.detach(), k, mask).to(valid.dtype)
+            else:
+                z = node.sample(1, generator)[0].to(valid.dtype)
         else:
-            node = StochasticNode("bernoulli", logits, event_dims=1, mask=mask)
-            z = node.sample(1, generator)[0].to(valid.dtype)
+            probs = torch.sigmoid(logits).cpu()
+            if selection == "argmax":
+                z = (logits > 0).to(valid.dtype) * valid
+            else:
+                node = StochasticNode("bernoulli", logits, event_dims=1, mask=mask)
+                z = node.sample(1, generator)[0].to(valid.dtype)
     predicted = model.classify(tokens, z).argmax(-1).cpu()
     model.train(was_training)
     out = {"accuracy": float((predicted == data.labels).double().mean())}

@@ -200,6 +200,7 @@ def train_side_by_side(
     n_samples: int = 4,
     params: Mapping[str, Any] | None = None,
     generator: torch.Generator | None = None,
+    k: int | None = None,
 ) -> None:
     r"""Train several models of the same shape at once, each on its own minibatches and masks.
 
@@ -222,6 +223,9 @@ def train_side_by_side(
         n_steps, batch_size, lr, selector_lr, lambda1, lambda2, tau, n_samples, params: as
             for :func:`train_rationale_model`.
         generator: ``torch.Generator`` for the minibatches and the masks.
+        k: None for the Bernoulli selector, or an int: every model keeps exactly k tokens
+            per text (``rationale_loss(..., k=k)``; evaluate with
+            ``evaluate_rationales(..., k=k)``).
 
     Example:
         >>> from lib.rationales import RationaleModel, make_synthetic_reviews
@@ -247,14 +251,15 @@ def train_side_by_side(
         _SideBySide, models, n_steps=n_steps, batch_size=batch_size, lr=lr,
         selector_lr=selector_lr, generator=generator)
     tokens, mask, labels = train.tokens.to(device), train.mask.to(device), train.labels.to(device)
-    k = len(models)
+    n_models = len(models)
     for _ in range(n_steps):
-        index = rng.randint(len(train), (k * batch_size,), generator=generator, device=device)
+        index = rng.randint(len(train), (n_models * batch_size,), generator=generator,
+                            device=device)
         out = rationale_loss(stack, tokens[index], mask[index], labels[index], estimator,
                              lambda1=lambda1, lambda2=lambda2, tau=tau, n_samples=n_samples,
-                             params=params, generator=generator)
+                             params=params, generator=generator, k=k)
         optimizer.zero_grad(set_to_none=True)
-        (k * out.loss).backward()  # the sum of the K models' own losses
+        (n_models * out.loss).backward()  # the sum of the models' own losses
         optimizer.step()
         snap_(stack.parameters())  # the same weights on every CPU (lib.training)
     stack.write_back(models)
