@@ -12,7 +12,7 @@ JOBS ?= 1
 .PHONY: help install book student-book pdf test lint unit nbval exercises check-exercises \
         sync-setup grade autograder lab bench timings gpu-smoke clean constraints browser-deps \
         pdf-deps sandbox-deps nbval-matrix nbval-portable grading-error-rates \
-        ch10-long-run
+        ch10-long-run ch15-training
 
 help:
 	@echo "make install         create .venv and install the pinned versions (other targets do it too)"
@@ -40,6 +40,7 @@ help:
 	@echo "make timings         run every notebook (nothing saved) -> assets/notebook_times.md"
 	@echo "make gpu-smoke       each chapter's core calls on CUDA (skipped without a GPU)"
 	@echo "make ch10-long-run   chapter 10's 120-epoch comparison -> lib/data/ch10_long_run.json"
+	@echo "make ch15-training   chapter 15's 30-run selector comparison -> lib/data/ch15_training.json"
 	@echo "make constraints     rewrite constraints.txt from the packages installed in .venv"
 	@echo "make clean           remove _build"
 	@echo "make help            this list"
@@ -168,6 +169,9 @@ timings: $(STAMP)
 # which the chapter prints; several minutes of CPU).
 ch10-long-run: $(STAMP)
 	$(BIN)/python -m tools.ch10_long_run
+
+ch15-training: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python -m tools.ch15_training
 
 # Each chapter's core calls on a CUDA device, compared with a CPU run (tools/gpu_smoke.py);
 # prints "no CUDA device: skipped" and succeeds where there is no GPU.
