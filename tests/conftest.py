@@ -20,10 +20,12 @@ def colab(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _torch_default_dtype_restored():
-    """Every test starts with torch's default dtype as a fresh process has it: a test that sets
-    float64 (as the chapters do) once hid a grader bug in the tests that ran after it."""
+    """Every test starts with torch's default dtype and thread count as a fresh process has
+    them: a test that sets float64 (as the chapters and the tools do) once hid a grader bug in
+    the tests that ran after it."""
     import torch
 
-    before = torch.get_default_dtype()
+    dtype, threads = torch.get_default_dtype(), torch.get_num_threads()
     yield
-    torch.set_default_dtype(before)
+    torch.set_default_dtype(dtype)
+    torch.set_num_threads(threads)

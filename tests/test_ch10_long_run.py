@@ -10,20 +10,10 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from tools import ch10_long_run
 
 RESULTS = json.loads(ch10_long_run.DEFAULT_OUT.read_text())
-
-
-@pytest.fixture(autouse=True)
-def float64_one_thread():
-    """The script's own settings (float64, one thread), restored after each test."""
-    dtype, threads = torch.get_default_dtype(), torch.get_num_threads()
-    yield
-    torch.set_default_dtype(dtype)
-    torch.set_num_threads(threads)
 
 
 def test_the_file_records_how_it_was_made():

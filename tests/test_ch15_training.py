@@ -25,15 +25,6 @@ from tools import ch15_training
 RESULTS = json.loads(ch15_training.DEFAULT_OUT.read_text())
 
 
-@pytest.fixture(autouse=True)
-def float64_one_thread():
-    """The script's own settings (float64, one thread), restored after each test."""
-    dtype, threads = torch.get_default_dtype(), torch.get_num_threads()
-    yield
-    torch.set_default_dtype(dtype)
-    torch.set_num_threads(threads)
-
-
 def test_the_file_records_how_it_was_made_and_holds_every_run():
     assert RESULTS["command"].startswith("python -m tools.ch15_training")
     assert len(RESULTS["commit"].split("+")[0]) == 40

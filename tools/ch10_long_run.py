@@ -30,13 +30,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from tools import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "lib" / "data" / "ch10_long_run.json"
@@ -55,17 +56,6 @@ SETTINGS = {
     "ST (straight-through)": ("straight_through", 1.0),
     "SF (REINFORCE, LOO)": ("reinforce_loo", 1.0),
 }
-
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                             text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=ROOT, capture_output=True, text=True, check=True).stdout
-        return out.stdout.strip() + ("+uncommitted changes" if dirty.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def run_setting(label: str, *, n_epochs: int, eval_every: int, stop_after: int | None = None,
@@ -134,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         "command": "python -m tools.ch10_long_run " + " ".join(sys.argv[1:] if argv is None
                                                                else argv),
-        "commit": _commit(),
+        "commit": provenance.commit(),
         "config": {"n_latent": N_LATENT, "n_categories": N_CATEGORIES, "n_hidden": N_HIDDEN,
                    "n_seeds": N_SEEDS, "lr": LR, "batch_size": BATCH_SIZE,
                    "n_samples": N_SAMPLES, "n_epochs": args.epochs,

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from tools import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "lib" / "data" / "ch15_training.json"
@@ -49,17 +50,6 @@ SETTINGS = {
     "2-subset, relaxed top-k": (K, "gumbel_softmax"),
 }
 METRICS = ("accuracy", "precision", "recall", "f1", "kept")
-
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                             text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=ROOT, capture_output=True, text=True, check=True).stdout
-        return out.stdout.strip() + ("+uncommitted changes" if dirty.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def data():
@@ -96,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         "command": "python -m tools.ch15_training " + " ".join(sys.argv[1:] if argv is None
                                                               else argv),
-        "commit": _commit(),
+        "commit": provenance.commit(),
         "config": {"task": HARD, "n_train": N_TRAIN, "n_test": N_TEST,
                    "label_noise": LABEL_NOISE, "n_runs": N_RUNS, "n_steps": N_STEPS,
                    "batch_size": BATCH, "k": K, "init_seed": INIT_SEED,

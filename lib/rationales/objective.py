@@ -201,8 +201,9 @@ def rationale_loss(
             **exactly k** tokens of every text, drawn from the k-subset law of the
             keep-logits (:class:`lib.subsets.KSubsetNode`, ``1 <= k <=`` the shortest text);
             the estimators are then those of :func:`lib.subsets.subset_surrogate` (the
-            registry's names, with ``"simple"`` and ``"imle"`` besides), and ``exact``
-            enumerates the :math:`\binom{L}{k}` subsets.
+            registry's names, ``imle`` among them, and ``"simple"``, the registry's
+            ``straight_through`` on this node), and ``exact`` enumerates the
+            :math:`\binom{L}{k}` subsets.
 
     Returns:
         A :class:`RationaleLoss`.
