@@ -121,17 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settings", nargs="*", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
-    results = {
-        "command": "python -m tools.ch10_long_run " + " ".join(sys.argv[1:] if argv is None
-                                                               else argv),
-        "commit": provenance.commit(),
-        "config": {"n_latent": N_LATENT, "n_categories": N_CATEGORIES, "n_hidden": N_HIDDEN,
-                   "n_seeds": N_SEEDS, "lr": LR, "batch_size": BATCH_SIZE,
-                   "n_samples": N_SAMPLES, "n_epochs": args.epochs,
-                   "eval_every": args.eval_every, "k_iwae": K_IWAE,
-                   "n_iwae_images": N_IWAE_IMAGES, "dtype": "float64"},
-        "settings": {},
-    }
+    config = {"n_latent": N_LATENT, "n_categories": N_CATEGORIES, "n_hidden": N_HIDDEN,
+              "n_seeds": N_SEEDS, "lr": LR, "batch_size": BATCH_SIZE, "n_samples": N_SAMPLES,
+              "n_epochs": args.epochs, "eval_every": args.eval_every, "k_iwae": K_IWAE,
+              "n_iwae_images": N_IWAE_IMAGES, "dtype": "float64"}
+    results = provenance.record("tools.ch10_long_run", argv, config)
     for label in args.settings:
         results["settings"][label] = run_setting(label, n_epochs=args.epochs,
                                                  eval_every=args.eval_every)

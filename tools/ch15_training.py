@@ -83,16 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settings", nargs="*", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
-    results = {
-        "command": "python -m tools.ch15_training " + " ".join(sys.argv[1:] if argv is None
-                                                              else argv),
-        "commit": provenance.commit(),
-        "config": {"task": HARD, "n_train": N_TRAIN, "n_test": N_TEST,
-                   "label_noise": LABEL_NOISE, "n_runs": N_RUNS, "n_steps": N_STEPS,
-                   "batch_size": BATCH, "k": K, "init_seed": INIT_SEED,
-                   "draw_seed": DRAW_SEED, "dtype": "float64"},
-        "settings": {},
-    }
+    config = {"task": HARD, "n_train": N_TRAIN, "n_test": N_TEST, "label_noise": LABEL_NOISE,
+              "n_runs": N_RUNS, "n_steps": N_STEPS, "batch_size": BATCH, "k": K,
+              "init_seed": INIT_SEED, "draw_seed": DRAW_SEED, "dtype": "float64"}
+    results = provenance.record("tools.ch15_training", argv, config)
     for label in args.settings:
         start = time.process_time()
         entry = run_setting(label)

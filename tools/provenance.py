@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,3 +20,12 @@ def commit() -> str:
         return out.stdout.strip() + ("+uncommitted changes" if dirty.strip() else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def record(module: str, argv: list[str] | None, config: dict) -> dict:
+    """The head of a stored result: the command that made it, the commit and ``config``, with
+    an empty ``settings`` dict for the results (``argv``: as given to ``main``, or None for
+    the command line)."""
+    args = sys.argv[1:] if argv is None else argv
+    return {"command": f"python -m {module} " + " ".join(args), "commit": commit(),
+            "config": config, "settings": {}}
