@@ -28,7 +28,6 @@ corresponding entries.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -133,9 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label:26} -ELBO {np.mean(final['test_negative_elbo']):.2f}  "
               f"-IWAE {np.mean(final['negative_iwae']):.2f}  "
               f"({results['settings'][label]['cpu_seconds']} s CPU)", flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    provenance.write(results, args.out)
     return 0
 
 

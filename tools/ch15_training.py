@@ -21,7 +21,6 @@ checks that it reproduces the file.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -94,9 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         results["settings"][label] = entry
         print(f"{label:30} accuracy {np.mean(entry['accuracy']):.3f}  F1 "
               f"{np.mean(entry['f1']):.2f}  ({entry['cpu_seconds']} s CPU)", flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    provenance.write(results, args.out)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -29,3 +30,10 @@ def record(module: str, argv: list[str] | None, config: dict) -> dict:
     args = sys.argv[1:] if argv is None else argv
     return {"command": f"python -m {module} " + " ".join(args), "commit": commit(),
             "config": config, "settings": {}}
+
+
+def write(results: dict, out: Path) -> None:
+    """Write a stored result as indented JSON (creating its folder) and say where."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {out}")
